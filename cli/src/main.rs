@@ -1,0 +1,2 @@
+//! `strata`: the command line. Parses flags, runs the engine, renders progress and errors.
+fn main() {}
