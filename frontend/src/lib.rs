@@ -8,4 +8,10 @@
 //! Everything it knows about a build context arrives as a value, so it builds and tests
 //! without any system dependency.
 
+// pest is built without its `std` feature (its per-rule stack probe cost 15% of parse time;
+// our grammar's only recursion, JSON nesting, is bounded before parsing). Its generated code
+// then names `alloc` from the crate root.
+extern crate alloc;
+
 pub mod parser;
+pub mod shell;

@@ -6,62 +6,8 @@
 
 use std::time::Duration;
 
-/// Go `strconv.Quote`: double quotes, backslash escapes, non-printable runes escaped.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{07}' => out.push_str("\\a"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0C}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{0B}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if !is_go_printable(c) => {
-                if (c as u32) <= 0xFFFF {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// An approximation of Go's `unicode.IsPrint` for non-ASCII runes: control, format and
-/// non-ASCII space characters are not printable.
-fn is_go_printable(c: char) -> bool {
-    let u = c as u32;
-    if c.is_control() {
-        return false;
-    }
-    !matches!(
-        u,
-        0x00A0
-            | 0x00AD
-            | 0x061C
-            | 0x1680
-            | 0x180E
-            | 0x2000..=0x200F
-            | 0x2028..=0x202F
-            | 0x205F..=0x2064
-            | 0x2066..=0x206F
-            | 0x3000
-            | 0xFEFF
-            | 0xFFF9..=0xFFFB
-            | 0xE000..=0xF8FF
-    )
-}
+/// Go `strconv.Quote` (shared with the parser's AST dump).
+pub use crate::parser::go_quote;
 
 /// The quoting `time.ParseDuration` uses in its messages (not `strconv.Quote`: non-ASCII
 /// bytes become `\xNN`).

@@ -6,6 +6,7 @@ use super::error::ParseError;
 use super::grammar::{DockerfileGrammar, Rule};
 use pest::iterators::Pair;
 use pest::Parser;
+use std::borrow::Cow;
 
 /// Deepest JSON nesting accepted before the text is treated as not-JSON. Go's decoder allows
 /// 10 000; we stop at serde_json's 128 so that the grammar's recursion stays far from any
@@ -62,41 +63,35 @@ fn form_of(keyword: &str) -> Form {
 }
 
 /// Parses one logical line (keyword, flags, arguments) with the `instruction` rule.
-/// `scratch` is a reusable buffer for the escape-prefixed input.
-pub(crate) fn parse_line(
-    line: &str,
-    escape: char,
-    scratch: &mut String,
-) -> Result<ParsedLine, ParseError> {
+pub(crate) fn parse_line(line: &str, escape: char) -> Result<ParsedLine, ParseError> {
     let line = line.trim();
-    scratch.clear();
-    scratch.push(escape);
-    scratch.push_str(line);
+    let input = for_grammar(line, escape);
     let mut out = ParsedLine::default();
     let mut args_text = "";
     // The rule accepts any non-empty trimmed text; an empty line has no keyword at all.
-    if let Ok(mut pairs) = DockerfileGrammar::parse(Rule::instruction, scratch) {
-        let base = escape.len_utf8();
-        for pair in pairs.next().into_iter().flat_map(|p| p.into_inner()) {
-            match pair.as_rule() {
-                Rule::keyword => out.keyword = pair.as_str().to_string(),
-                Rule::flags => {
-                    for flag in pair.into_inner() {
-                        let end = flag.as_span().end() - base;
-                        let value = unquote_flag(flag);
-                        // A flag word that unquotes to a bare `--` also ends the flags.
-                        if value == "--" {
-                            args_text = &line[end..];
-                            break;
-                        }
-                        out.flags.push(value);
+    if let Ok(mut pairs) = DockerfileGrammar::parse(Rule::instruction, &input) {
+        if let Some(pair) = pairs.next() {
+            // The swap keeps byte offsets, so spans index the original line too.
+            args_text = &line[pair.as_span().end()..];
+            for part in pair.into_inner() {
+                match part.as_rule() {
+                    Rule::keyword => {
+                        out.keyword = line[part.as_span().start()..part.as_span().end()].to_string()
                     }
+                    Rule::flags => {
+                        for flag in part.into_inner() {
+                            let end = flag.as_span().end();
+                            let value = from_grammar(unquote_flag(flag), escape);
+                            // A flag word that unquotes to a bare `--` also ends the flags.
+                            if value == "--" {
+                                args_text = &line[end..];
+                                break;
+                            }
+                            out.flags.push(value);
+                        }
+                    }
+                    _ => {}
                 }
-                Rule::args if args_text.is_empty() => {
-                    let start = pair.as_span().start() - base;
-                    args_text = &line[start..];
-                }
-                _ => {}
             }
         }
     }
@@ -114,8 +109,8 @@ pub(crate) fn parse_line(
                 }
             }
         }
-        Form::Words => out.args = words(args, escape, scratch),
-        Form::NameValue(keyword) => out.args = name_values(args, keyword, escape, scratch)?,
+        Form::Words => out.args = words(args, escape),
+        Form::NameValue(keyword) => out.args = name_values(args, keyword, escape)?,
         Form::Fields => out.args = fields(args),
         Form::String => {
             if !args.is_empty() {
@@ -131,6 +126,35 @@ pub(crate) fn parse_line(
         Form::Ignore => out.args = vec![String::new()],
     }
     Ok(out)
+}
+
+/// The text handed to escape-dependent rules: they are written for `\\`, so with the backtick
+/// as escape token the two characters trade places (see the grammar's header).
+fn for_grammar(text: &str, escape: char) -> Cow<'_, str> {
+    if escape == '`' && text.contains(['`', '\\']) {
+        Cow::Owned(swap_escapes(text))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Undoes [`for_grammar`] on a string taken out of the parse.
+fn from_grammar(text: String, escape: char) -> String {
+    if escape == '`' && text.contains(['`', '\\']) {
+        swap_escapes(&text)
+    } else {
+        text
+    }
+}
+
+fn swap_escapes(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '`' => '\\',
+            '\\' => '`',
+            c => c,
+        })
+        .collect()
 }
 
 /// A flag word with its quotes and escape tokens removed.
@@ -165,11 +189,9 @@ fn fields(text: &str) -> Vec<String> {
 }
 
 /// Quote-aware words with quotes and escapes kept (ARG, and the first pass of ENV/LABEL).
-pub(crate) fn words(text: &str, escape: char, scratch: &mut String) -> Vec<String> {
-    scratch.clear();
-    scratch.push(escape);
-    scratch.push_str(text);
-    let Ok(mut pairs) = DockerfileGrammar::parse(Rule::words, scratch) else {
+pub(crate) fn words(text: &str, escape: char) -> Vec<String> {
+    let input = for_grammar(text, escape);
+    let Ok(mut pairs) = DockerfileGrammar::parse(Rule::words, &input) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -184,35 +206,40 @@ pub(crate) fn words(text: &str, escape: char, scratch: &mut String) -> Vec<Strin
             .collect();
         // Quotes are kept, so only a word made of a dropped escape token alone is empty.
         if !kept.is_empty() {
-            out.push(kept);
+            out.push(from_grammar(kept, escape));
         }
     }
     out
 }
 
 /// ENV / LABEL: `k=v k2=v2` → k, v, "=", k2, v2, "="; legacy `k v w` → k, "v w", "".
-fn name_values(
-    text: &str,
-    keyword: &'static str,
-    escape: char,
-    scratch: &mut String,
-) -> Result<Vec<String>, ParseError> {
-    let ws = words(text, escape, scratch);
+fn name_values(text: &str, keyword: &'static str, escape: char) -> Result<Vec<String>, ParseError> {
+    let ws = words(text, escape);
     let Some(first) = ws.first() else {
         return Ok(Vec::new());
     };
     if !first.contains('=') {
         let is_sep = |c: char| matches!(c, ' ' | '\t' | '\u{0B}' | '\u{0C}' | '\r');
         let Some(at) = text.find(is_sep) else {
-            return Err(ParseError::MissingValue { keyword, span: Default::default() });
+            return Err(ParseError::MissingValue {
+                keyword,
+                span: Default::default(),
+            });
         };
         let value = text[at..].trim_start_matches(is_sep);
-        return Ok(vec![text[..at].to_string(), value.to_string(), String::new()]);
+        return Ok(vec![
+            text[..at].to_string(),
+            value.to_string(),
+            String::new(),
+        ]);
     }
     let mut out = Vec::with_capacity(ws.len() * 3);
     for word in ws {
         let Some((k, v)) = word.split_once('=') else {
-            return Err(ParseError::MissingEquals { word, span: Default::default() });
+            return Err(ParseError::MissingEquals {
+                word,
+                span: Default::default(),
+            });
         };
         out.extend([k.to_string(), v.to_string(), "=".to_string()]);
     }
@@ -221,7 +248,11 @@ fn name_values(
 
 /// HEALTHCHECK: the first word (CMD, NONE, …) then the command in JSON or shell form.
 fn health(text: &str) -> Result<(Vec<String>, bool), ParseError> {
-    let Some(sep) = text.find(char::is_whitespace).or(Some(text.len())).filter(|&s| s > 0) else {
+    let Some(sep) = text
+        .find(char::is_whitespace)
+        .or(Some(text.len()))
+        .filter(|&s| s > 0)
+    else {
         return Ok((Vec::new(), false));
     };
     let kind = &text[..sep];
@@ -261,7 +292,11 @@ pub(crate) fn parse_json(text: &str) -> Result<Option<Vec<String>>, ParseError> 
     for element in array.into_inner() {
         match element.as_rule() {
             Rule::json_string => {
-                let chars = element.into_inner().next().map(|p| p.as_str()).unwrap_or("");
+                let chars = element
+                    .into_inner()
+                    .next()
+                    .map(|p| p.as_str())
+                    .unwrap_or("");
                 words.push(unescape_json(chars));
             }
             _ => {
@@ -274,7 +309,9 @@ pub(crate) fn parse_json(text: &str) -> Result<Option<Vec<String>>, ParseError> 
         }
     }
     if non_string {
-        return Err(ParseError::NotStringArray { span: Default::default() });
+        return Err(ParseError::NotStringArray {
+            span: Default::default(),
+        });
     }
     Ok(Some(words))
 }
@@ -366,7 +403,7 @@ mod tests {
     use super::*;
 
     fn line(s: &str) -> ParsedLine {
-        parse_line(s, '\\', &mut String::new()).unwrap()
+        parse_line(s, '\\').unwrap()
     }
 
     #[test]
@@ -378,16 +415,26 @@ mod tests {
 
     #[test]
     fn json_forms() {
-        assert_eq!(parse_json(r#"["a", "b\u00e9"]"#).unwrap(), Some(vec!["a".into(), "bé".into()]));
+        assert_eq!(
+            parse_json(r#"["a", "b\u00e9"]"#).unwrap(),
+            Some(vec!["a".into(), "bé".into()])
+        );
         assert_eq!(parse_json(r#"["a" "b"]"#).unwrap(), None);
         assert!(parse_json(r#"["a", ["b"]]"#).is_err());
         assert_eq!(parse_json(r#"["a", 1e400]"#).unwrap(), None);
-        assert_eq!(parse_json(r#"["\ud83d\ude00", "\ud800"]"#).unwrap(), Some(vec!["😀".into(), "\u{FFFD}".into()]));
+        assert_eq!(
+            parse_json(r#"["\ud83d\ude00", "\ud800"]"#).unwrap(),
+            Some(vec!["😀".into(), "\u{FFFD}".into()])
+        );
     }
 
     #[test]
     fn deep_json_does_not_overflow() {
-        let deep = format!("[\"a\", {}{}]", "[".repeat(MAX_JSON_DEPTH + 5), "]".repeat(MAX_JSON_DEPTH + 5));
+        let deep = format!(
+            "[\"a\", {}{}]",
+            "[".repeat(MAX_JSON_DEPTH + 5),
+            "]".repeat(MAX_JSON_DEPTH + 5)
+        );
         assert_eq!(parse_json(&deep).unwrap(), None);
     }
 
@@ -401,7 +448,7 @@ mod tests {
     fn env_forms() {
         assert_eq!(line("ENV a=b c=d").args, vec!["a", "b", "=", "c", "d", "="]);
         assert_eq!(line("ENV a b  c").args, vec!["a", "b  c", ""]);
-        assert!(parse_line("ENV a", '\\', &mut String::new()).is_err());
-        assert!(parse_line("ENV a=b c", '\\', &mut String::new()).is_err());
+        assert!(parse_line("ENV a", '\\').is_err());
+        assert!(parse_line("ENV a=b c", '\\').is_err());
     }
 }

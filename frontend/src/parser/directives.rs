@@ -35,7 +35,12 @@ impl DirectiveParser {
     }
 
     fn with_marker(marker: &'static str, line: usize) -> Self {
-        Self { marker, line, seen: Vec::new(), done: false }
+        Self {
+            marker,
+            line,
+            seen: Vec::new(),
+            done: false,
+        }
     }
 
     /// Feeds the next physical line (newline removed). Returns the directive it holds, if any.
@@ -54,10 +59,17 @@ impl DirectiveParser {
             return Ok(None);
         }
         if self.seen.contains(&name) {
-            return Err(ParseError::DuplicateDirective { name, line: self.line });
+            return Err(ParseError::DuplicateDirective {
+                name,
+                line: self.line,
+            });
         }
         self.seen.push(name.clone());
-        Ok(Some(Directive { name, value: value.to_string(), line: self.line }))
+        Ok(Some(Directive {
+            name,
+            value: value.to_string(),
+            line: self.line,
+        }))
     }
 
     /// Whether directive processing has ended.
@@ -181,6 +193,9 @@ mod tests {
         let mut p = DirectiveParser::new();
         p.parse_line("#escape=\\").unwrap();
         let e = p.parse_line("# ESCAPE=`").unwrap_err();
-        assert_eq!(e.to_string(), "only one escape parser directive can be used");
+        assert_eq!(
+            e.to_string(),
+            "only one escape parser directive can be used"
+        );
     }
 }

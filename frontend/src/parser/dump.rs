@@ -106,7 +106,10 @@ mod tests {
         assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(go_quote("\u{0}\t\u{7f}"), r#""\x00\t\x7f""#);
         assert_eq!(go_quote("♥é"), "\"♥é\"");
-        assert_eq!(go_quote("\u{85}\u{a0}\u{2028}\u{feff}"), r#""\u0085\u00a0\u2028\ufeff""#);
+        assert_eq!(
+            go_quote("\u{85}\u{a0}\u{2028}\u{feff}"),
+            r#""\u0085\u00a0\u2028\ufeff""#
+        );
         assert_eq!(go_quote("\u{10FFFD}"), r#""\U0010fffd""#);
     }
 }

@@ -43,7 +43,10 @@ pub enum ParseError {
         span: Span,
     },
     /// A key=value instruction where one word has no `=`.
-    #[error("Syntax error - can't find = in {}. Must be of the form: name=value", super::dump::go_quote(word))]
+    #[error(
+        "Syntax error - can't find = in {}. Must be of the form: name=value",
+        super::dump::go_quote(word)
+    )]
     MissingEquals {
         /// The word without `=`.
         word: String,

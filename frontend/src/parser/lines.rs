@@ -59,7 +59,6 @@ struct Driver<'a> {
     directives: Directives,
     escape: char,
     current_line: usize,
-    scratch: String,
 }
 
 impl<'a> Driver<'a> {
@@ -70,7 +69,6 @@ impl<'a> Driver<'a> {
             directives: Directives::default(),
             escape: '\\',
             current_line: 0,
-            scratch: String::new(),
         }
     }
 
@@ -119,13 +117,20 @@ impl<'a> Driver<'a> {
                 complete = done;
             }
 
-            let mut span = Span { start_line, end_line: self.current_line, column };
+            let mut span = Span {
+                start_line,
+                end_line: self.current_line,
+                column,
+            };
             if empty_continuation {
                 warnings.push(Warning {
                     short: format!("Empty continuation line found in: {logical}"),
                     detail: "Empty continuation lines will become errors in a future release"
                         .to_string(),
-                    span: Span { start_line: self.current_line, ..span },
+                    span: Span {
+                        start_line: self.current_line,
+                        ..span
+                    },
                 });
             }
 
@@ -159,9 +164,16 @@ impl<'a> Driver<'a> {
         }
 
         if nodes.is_empty() {
-            return Err(ParseError::NoInstructions { line: self.current_line });
+            return Err(ParseError::NoInstructions {
+                line: self.current_line,
+            });
         }
-        Ok(Dockerfile { nodes, directives: self.directives, escape: self.escape, warnings })
+        Ok(Dockerfile {
+            nodes,
+            directives: self.directives,
+            escape: self.escape,
+            warnings,
+        })
     }
 
     /// Removes the newline (and, at the start of an instruction, leading white space), feeds
@@ -182,14 +194,21 @@ impl<'a> Driver<'a> {
         let directive = self.directive_parser.parse_line(line)?;
         let was_directive = directive.is_some();
         if let Some(d) = directive {
-            let span = Span { start_line: d.line, end_line: d.line, column: 1 };
+            let span = Span {
+                start_line: d.line,
+                end_line: d.line,
+                column: 1,
+            };
             match d.name.as_str() {
                 "escape" => {
                     self.escape = match d.value.as_str() {
                         "\\" => '\\',
                         "`" => '`',
                         _ => {
-                            return Err(ParseError::InvalidEscape { value: d.value, line: d.line })
+                            return Err(ParseError::InvalidEscape {
+                                value: d.value,
+                                line: d.line,
+                            })
                         }
                     };
                     self.directives.escape = Some((self.escape, span));
@@ -213,7 +232,7 @@ impl<'a> Driver<'a> {
             if chain.len() > MAX_ONBUILD_DEPTH {
                 return Err(ParseError::OnbuildTooDeep { span });
             }
-            let parsed = parse_line(&text, self.escape, &mut self.scratch).map_err(|e| e.at(span))?;
+            let parsed = parse_line(&text, self.escape).map_err(|e| e.at(span))?;
             let nested = parsed.onbuild.clone();
             chain.push((parsed, text));
             match nested {

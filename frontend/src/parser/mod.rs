@@ -19,4 +19,5 @@ pub use directives::{
 };
 pub use dump::{dump, go_quote};
 pub use error::ParseError;
+pub use heredoc::{chomp_heredoc_content, parse_heredoc};
 pub use lines::parse;

@@ -1,0 +1,75 @@
+//! Error and warning rendering: `file:line`, the lines around it with `>>>` on the offending
+//! ones (as buildx prints them) and a caret under the column when one is known.
+
+use crate::commands::Source;
+
+/// Lines of context shown before the offending range.
+const CONTEXT_LINES: usize = 4;
+
+/// Prints an error that has no location.
+pub fn error(err: &anyhow::Error) {
+    eprintln!("ERROR: {err:#}");
+}
+
+/// Prints a warning with its line.
+pub fn warning(src: &Source, message: &str, line: usize) {
+    eprintln!("WARNING: {}:{line}: {message}", src.name);
+}
+
+/// Prints an error at lines `start..=end` (1-based) of `src`, with a caret at `column`.
+pub fn located(src: &Source, message: &str, start: usize, end: usize, column: Option<usize>) {
+    eprint!("{}", render(src, message, start, end, column));
+}
+
+fn render(src: &Source, message: &str, start: usize, end: usize, column: Option<usize>) -> String {
+    let text = String::from_utf8_lossy(&src.bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let end = end.max(start);
+    let mut out = String::new();
+    let at = match column {
+        Some(c) => format!("{}:{start}:{c}", src.name),
+        None => format!("{}:{start}", src.name),
+    };
+    out.push_str(&format!("{at}\n--------------------\n"));
+    let first = start.saturating_sub(CONTEXT_LINES).max(1);
+    let last = end.min(lines.len());
+    for n in first..=last {
+        let line = lines.get(n - 1).copied().unwrap_or_default();
+        let marker = if n >= start && n <= end { ">>>" } else { "   " };
+        out.push_str(&format!(" {n:>3} | {marker} {line}\n"));
+        if n == start {
+            if let Some(c) = column {
+                out.push_str(&format!(
+                    "     |     {}^\n",
+                    " ".repeat(c.saturating_sub(1))
+                ));
+            }
+        }
+    }
+    out.push_str("--------------------\n");
+    out.push_str(&format!("ERROR: {at}: {message}\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_the_offending_line_with_a_caret() {
+        let src = Source {
+            name: "Dockerfile".into(),
+            bytes: b"FROM a\nRUNN x\n".to_vec(),
+        };
+        let text = render(
+            &src,
+            "unknown instruction: RUNN (did you mean RUN?)",
+            2,
+            2,
+            Some(1),
+        );
+        assert!(text.contains("   2 | >>> RUNN x\n     |     ^\n"), "{text}");
+        assert!(text
+            .ends_with("ERROR: Dockerfile:2:1: unknown instruction: RUNN (did you mean RUN?)\n"));
+    }
+}
