@@ -13,5 +13,7 @@
 // then names `alloc` from the crate root.
 extern crate alloc;
 
+pub mod ignore;
+pub mod instructions;
 pub mod parser;
 pub mod shell;

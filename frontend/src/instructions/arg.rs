@@ -25,20 +25,35 @@ pub struct ArgInstruction {
 
 pub(super) fn parse(req: &mut Request) -> Result<ArgInstruction, Error> {
     if req.args.is_empty() {
-        return Err(Error::AtLeastOneArgument { keyword: "ARG", span: req.span() });
+        return Err(Error::AtLeastOneArgument {
+            keyword: "ARG",
+            span: req.span(),
+        });
     }
     // BuildKit never parses ARG's flags: `ARG --x a` declares `a`.
     let mut args = Vec::with_capacity(req.args.len());
     for word in &req.args {
         let (key, value) = match word.split_once('=') {
-            Some(("", _)) => return Err(Error::BlankName { keyword: "ARG", span: req.span() }),
+            Some(("", _)) => {
+                return Err(Error::BlankName {
+                    keyword: "ARG",
+                    span: req.span(),
+                })
+            }
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
             None => (word.clone(), None),
         };
         let doc = doc_comment(&req.node.comments, &key);
-        args.push(ArgDefinition { key, value, doc_comment: doc });
+        args.push(ArgDefinition {
+            key,
+            value,
+            doc_comment: doc,
+        });
     }
-    Ok(ArgInstruction { origin: req.origin(), args })
+    Ok(ArgInstruction {
+        origin: req.origin(),
+        args,
+    })
 }
 
 #[cfg(test)]
@@ -50,8 +65,14 @@ mod tests {
     fn several_per_line() {
         let mut n = node("ARG", &[], &["bar", "baz=123", "q=\"a b\"", "e="]);
         n.comments = vec!["bar defines bar".into(), "baz is something else".into()];
-        let Instruction::Arg(a) = parse_instruction(&n).unwrap() else { panic!("not ARG") };
-        let got: Vec<_> = a.args.iter().map(|d| (d.key.as_str(), d.value.as_deref(), d.doc_comment.as_str())).collect();
+        let Instruction::Arg(a) = parse_instruction(&n).unwrap() else {
+            panic!("not ARG")
+        };
+        let got: Vec<_> = a
+            .args
+            .iter()
+            .map(|d| (d.key.as_str(), d.value.as_deref(), d.doc_comment.as_str()))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -61,7 +82,11 @@ mod tests {
                 ("e", Some(""), ""),
             ]
         );
-        let err = |args: &[&str]| parse_instruction(&node("ARG", &[], args)).unwrap_err().to_string();
+        let err = |args: &[&str]| {
+            parse_instruction(&node("ARG", &[], args))
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(err(&[]), "ARG requires at least one argument");
         assert_eq!(err(&["=x"]), "ARG names can not be blank");
     }

@@ -15,7 +15,10 @@ pub enum Chmod {
 /// Checks a `--chmod` value like BuildKit's `dispatchCopy`: octal first; otherwise a
 /// symbolic mode, except that anything starting with a digit is reported as a bad octal.
 pub fn validate_chmod(value: &str, span: Span) -> Result<Chmod, Error> {
-    let invalid = || Error::InvalidChmod { value: value.to_string(), span };
+    let invalid = || Error::InvalidChmod {
+        value: value.to_string(),
+        span,
+    };
     if !value.is_empty() && value.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return match u32::from_str_radix(value, 8) {
             Ok(mode) if mode <= 0o7777 => Ok(Chmod::Octal(mode)),
@@ -52,7 +55,12 @@ fn is_symbolic_mode(s: &str) -> bool {
                 return false;
             }
             i += 1;
-            while i < bytes.len() && matches!(bytes[i], b'r' | b'w' | b'x' | b'X' | b's' | b't' | b'u' | b'g' | b'o') {
+            while i < bytes.len()
+                && matches!(
+                    bytes[i],
+                    b'r' | b'w' | b'x' | b'X' | b's' | b't' | b'u' | b'g' | b'o'
+                )
+            {
                 i += 1;
             }
             match bytes.get(i) {
@@ -90,7 +98,19 @@ mod tests {
 
     #[test]
     fn symbolic() {
-        for good in ["u+x", "go-w", "u=rwx,go=rx", "=rw,+X", "+X", "go=", "go=u-w", "a+rwx", "u+s", "o+t", "u=g"] {
+        for good in [
+            "u+x",
+            "go-w",
+            "u=rwx,go=rx",
+            "=rw,+X",
+            "+X",
+            "go=",
+            "go=u-w",
+            "a+rwx",
+            "u+s",
+            "o+t",
+            "u=g",
+        ] {
             assert_eq!(check(good), Ok(Chmod::Symbolic(good.to_string())), "{good}");
         }
         for bad in ["abc", "u", "u+x,", "+1", "u+q", "x", ",u+x", "-"] {

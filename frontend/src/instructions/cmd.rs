@@ -30,14 +30,23 @@ mod tests {
         let Instruction::Cmd(c) = parse_instruction(&json_node("CMD", &["a", "b"])).unwrap() else {
             panic!("not CMD")
         };
-        assert_eq!((c.command.args.clone(), c.command.prepend_shell), (vec!["a".into(), "b".into()], false));
-        let Instruction::Cmd(c) = parse_instruction(&node("CMD", &[], &["echo hi"])).unwrap() else {
+        assert_eq!(
+            (c.command.args.clone(), c.command.prepend_shell),
+            (vec!["a".into(), "b".into()], false)
+        );
+        let Instruction::Cmd(c) = parse_instruction(&node("CMD", &[], &["echo hi"])).unwrap()
+        else {
             panic!("not CMD")
         };
-        assert_eq!((c.command.args.clone(), c.command.prepend_shell), (vec!["echo hi".into()], true));
+        assert_eq!(
+            (c.command.args.clone(), c.command.prepend_shell),
+            (vec!["echo hi".into()], true)
+        );
         assert!(parse_instruction(&json_node("CMD", &[])).is_ok());
         assert_eq!(
-            parse_instruction(&node("CMD", &["--doit"], &["a"])).unwrap_err().to_string(),
+            parse_instruction(&node("CMD", &["--doit"], &["a"]))
+                .unwrap_err()
+                .to_string(),
             "unknown flag: --doit"
         );
     }

@@ -73,7 +73,10 @@ pub struct AddInstruction {
 
 pub(super) fn parse_copy(req: &mut Request) -> Result<CopyInstruction, Error> {
     if req.args.len() < 2 {
-        return Err(Error::NoDestination { keyword: "COPY", span: req.span() });
+        return Err(Error::NoDestination {
+            keyword: "COPY",
+            span: req.span(),
+        });
     }
     let chown = req.flags.add_string("chown", "");
     let from = req.flags.add_string("from", "");
@@ -97,7 +100,10 @@ pub(super) fn parse_copy(req: &mut Request) -> Result<CopyInstruction, Error> {
 
 pub(super) fn parse_add(req: &mut Request) -> Result<AddInstruction, Error> {
     if req.args.len() < 2 {
-        return Err(Error::NoDestination { keyword: "ADD", span: req.span() });
+        return Err(Error::NoDestination {
+            keyword: "ADD",
+            span: req.span(),
+        });
     }
     let chown = req.flags.add_string("chown", "");
     let chmod = req.flags.add_string("chmod", "");
@@ -127,10 +133,18 @@ pub(super) fn parse_add(req: &mut Request) -> Result<AddInstruction, Error> {
 fn sources_and_dest(req: &Request, keyword: &'static str) -> Result<SourcesAndDest, Error> {
     let (dest, sources) = match req.args.split_last() {
         Some((dest, sources)) => (dest.clone(), sources),
-        None => return Err(Error::NoDestination { keyword, span: req.span() }),
+        None => {
+            return Err(Error::NoDestination {
+                keyword,
+                span: req.span(),
+            })
+        }
     };
     if marker(&dest).is_some() {
-        return Err(Error::HeredocDestination { keyword, span: req.span() });
+        return Err(Error::HeredocDestination {
+            keyword,
+            span: req.span(),
+        });
     }
     let bodies: HashMap<&str, &str> = req
         .node
@@ -145,13 +159,25 @@ fn sources_and_dest(req: &Request, keyword: &'static str) -> Result<SourcesAndDe
             Some(m) => {
                 // A marker without a body (JSON form) copies an empty file, as in BuildKit.
                 let body = bodies.get(m.name.as_str()).copied().unwrap_or("");
-                let data = if m.chomp { heredoc::chomp(body) } else { body.to_string() };
-                contents.push(SourceContent { path: m.name, data, expand: m.expand });
+                let data = if m.chomp {
+                    heredoc::chomp(body)
+                } else {
+                    body.to_string()
+                };
+                contents.push(SourceContent {
+                    path: m.name,
+                    data,
+                    expand: m.expand,
+                });
             }
             None => paths.push(source.clone()),
         }
     }
-    Ok(SourcesAndDest { dest, paths, contents })
+    Ok(SourcesAndDest {
+        dest,
+        paths,
+        contents,
+    })
 }
 
 #[cfg(test)]
@@ -164,11 +190,20 @@ mod tests {
     fn copy_flags_and_heredocs() {
         let mut n = node(
             "COPY",
-            &["--from=build", "--chmod=755", "--link", "--exclude=*.md", "--exclude=x", "--parents"],
+            &[
+                "--from=build",
+                "--chmod=755",
+                "--link",
+                "--exclude=*.md",
+                "--exclude=x",
+                "--parents",
+            ],
             &["<<EOF", "foo.txt", "/bar"],
         );
         n.heredocs = vec![heredoc("EOF", "this is inline\n", true, false)];
-        let Instruction::Copy(c) = parse_instruction(&n).unwrap() else { panic!("not COPY") };
+        let Instruction::Copy(c) = parse_instruction(&n).unwrap() else {
+            panic!("not COPY")
+        };
         assert_eq!(c.from.as_deref(), Some("build"));
         assert_eq!(c.chmod.as_deref(), Some("755"));
         assert!(c.link && c.parents);
@@ -180,8 +215,14 @@ mod tests {
 
     #[test]
     fn add_flags() {
-        let n = node("ADD", &["--checksum=sha256:x", "--keep-git-dir=false", "--unpack"], &["a", "b"]);
-        let Instruction::Add(a) = parse_instruction(&n).unwrap() else { panic!("not ADD") };
+        let n = node(
+            "ADD",
+            &["--checksum=sha256:x", "--keep-git-dir=false", "--unpack"],
+            &["a", "b"],
+        );
+        let Instruction::Add(a) = parse_instruction(&n).unwrap() else {
+            panic!("not ADD")
+        };
         assert_eq!(a.checksum.as_deref(), Some("sha256:x"));
         assert_eq!((a.keep_git_dir, a.unpack), (Some(false), Some(true)));
         let Instruction::Add(a) = parse_instruction(&node("ADD", &[], &["a", "b"])).unwrap() else {
@@ -192,14 +233,30 @@ mod tests {
 
     #[test]
     fn errors() {
-        let err = |k: &str, flags: &[&str], args: &[&str]| parse_instruction(&node(k, flags, args)).unwrap_err().to_string();
+        let err = |k: &str, flags: &[&str], args: &[&str]| {
+            parse_instruction(&node(k, flags, args))
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             err("ADD", &[], &["arg1"]),
             "ADD requires at least two arguments, but only one was provided. Destination could not be determined"
         );
-        assert_eq!(err("COPY", &[], &["/foo", "<<EOF"]), "COPY cannot accept a heredoc as a destination");
-        assert_eq!(err("COPY", &["--from"], &["a", "b"]), "missing a value on flag: --from");
-        assert_eq!(err("COPY", &["--checksum=x"], &["a", "b"]), "unknown flag: --checksum");
-        assert_eq!(err("ADD", &["--from=x"], &["a", "b"]), "unknown flag: --from");
+        assert_eq!(
+            err("COPY", &[], &["/foo", "<<EOF"]),
+            "COPY cannot accept a heredoc as a destination"
+        );
+        assert_eq!(
+            err("COPY", &["--from"], &["a", "b"]),
+            "missing a value on flag: --from"
+        );
+        assert_eq!(
+            err("COPY", &["--checksum=x"], &["a", "b"]),
+            "unknown flag: --checksum"
+        );
+        assert_eq!(
+            err("ADD", &["--from=x"], &["a", "b"]),
+            "unknown flag: --from"
+        );
     }
 }

@@ -56,7 +56,10 @@ pub fn fields(line: &str) -> Result<Vec<String>, String> {
                     return Ok(out);
                 }
                 Some(_) => {
-                    return Err(parse_error(pos - 1, "extraneous or missing \" in quoted-field"));
+                    return Err(parse_error(
+                        pos - 1,
+                        "extraneous or missing \" in quoted-field",
+                    ));
                 }
             }
         }

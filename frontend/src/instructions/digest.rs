@@ -18,9 +18,11 @@ pub fn validate_digest(s: &str) -> Result<(), String> {
         "sha512" => 64,
         _ => {
             // go-digest's general grammar decides between "bad format" and "unsupported".
-            let alg_ok = algorithm
-                .split(['+', '.', '_', '-'])
-                .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            let alg_ok = algorithm.split(['+', '.', '_', '-']).all(|c| {
+                !c.is_empty()
+                    && c.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
             let enc_ok = hex
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
@@ -34,7 +36,10 @@ pub fn validate_digest(s: &str) -> Result<(), String> {
     if hex.len() != size * 2 {
         return Err("invalid checksum digest length".to_string());
     }
-    if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if !hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(FORMAT.to_string());
     }
     Ok(())
@@ -48,9 +53,18 @@ mod tests {
     fn digests() {
         let zeros = "0".repeat(64);
         assert_eq!(validate_digest(&format!("sha256:{zeros}")), Ok(()));
-        assert_eq!(validate_digest("sha256:abc").unwrap_err(), "invalid checksum digest length");
-        assert_eq!(validate_digest("md5:abc").unwrap_err(), "unsupported digest algorithm");
-        assert_eq!(validate_digest("nocolon").unwrap_err(), "invalid checksum digest format");
+        assert_eq!(
+            validate_digest("sha256:abc").unwrap_err(),
+            "invalid checksum digest length"
+        );
+        assert_eq!(
+            validate_digest("md5:abc").unwrap_err(),
+            "unsupported digest algorithm"
+        );
+        assert_eq!(
+            validate_digest("nocolon").unwrap_err(),
+            "invalid checksum digest format"
+        );
         assert_eq!(
             validate_digest(&format!("sha256:{}", "A".repeat(64))).unwrap_err(),
             "invalid checksum digest format"

@@ -43,12 +43,17 @@ pub(super) fn resolve_epoch(
                 args.set(key, crate::shell::Env::get(global_args, key).unwrap_or(""));
             }
             check_source_stage(stage, &args, build_args, lexer).map_err(|message| {
-                Error::SourceDateEpochStage { message, span: stage.span() }
+                Error::SourceDateEpochStage {
+                    message,
+                    span: stage.span(),
+                }
             })?;
             return Ok(Some(SourceDateEpoch::Stage(i)));
         }
     }
-    Err(Error::SourceDateEpoch { value: value.to_string() })
+    Err(Error::SourceDateEpoch {
+        value: value.to_string(),
+    })
 }
 
 fn check_source_stage(
@@ -57,13 +62,15 @@ fn check_source_stage(
     build_args: &BTreeMap<String, String>,
     lexer: &Lexer,
 ) -> Result<(), String> {
-    let base = lexer.process_word(stage.base_name(), global_args).map_err(|e| {
-        format!(
-            "failed to process source stage base name {}: {}",
-            super::go_format::go_quote(stage.base_name()),
-            e.with_word(stage.base_name())
-        )
-    })?;
+    let base = lexer
+        .process_word(stage.base_name(), global_args)
+        .map_err(|e| {
+            format!(
+                "failed to process source stage base name {}: {}",
+                super::go_format::go_quote(stage.base_name()),
+                e.with_word(stage.base_name())
+            )
+        })?;
     if base != "scratch" {
         return Err("SOURCE_DATE_EPOCH stage must use FROM scratch".to_string());
     }

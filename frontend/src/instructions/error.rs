@@ -78,7 +78,10 @@ pub enum Error {
         span: Span,
     },
     /// `FROM x AS <name>` with a name that is not `[a-z][a-z0-9-_.]*` once lower-cased.
-    #[error("invalid name for build stage: {}, name can't start with a number or contain symbols", go_quote(name))]
+    #[error(
+        "invalid name for build stage: {}, name can't start with a number or contain symbols",
+        go_quote(name)
+    )]
     InvalidStageName {
         /// The name as written.
         name: String,
@@ -283,7 +286,10 @@ pub enum Error {
         span: Span,
     },
     /// `FROM --platform=` that expands to nothing.
-    #[error("empty platform value from expression {expression}{}", suggest::suffix(suggestion))]
+    #[error(
+        "empty platform value from expression {expression}{}",
+        suggest::suffix(suggestion)
+    )]
     EmptyPlatform {
         /// The flag value as written.
         expression: String,
@@ -303,7 +309,11 @@ pub enum Error {
         span: Span,
     },
     /// `--target` naming no stage.
-    #[error("target stage {} could not be found{}", go_quote(target), suggest::suffix(suggestion))]
+    #[error(
+        "target stage {} could not be found{}",
+        go_quote(target),
+        suggest::suffix(suggestion)
+    )]
     TargetNotFound {
         /// The requested target.
         target: String,
@@ -333,7 +343,11 @@ pub enum Error {
         spans: Vec<Span>,
     },
     /// `COPY --from` a stage that is defined later in the file.
-    #[error("cannot copy from stage {}, it needs to be defined before current stage {}", go_quote(from), go_quote(current))]
+    #[error(
+        "cannot copy from stage {}, it needs to be defined before current stage {}",
+        go_quote(from),
+        go_quote(current)
+    )]
     CopyFromLaterStage {
         /// The `--from` value.
         from: String,
@@ -343,7 +357,11 @@ pub enum Error {
         span: Span,
     },
     /// `RUN --mount=from=` a stage that is defined later in the file.
-    #[error("cannot mount from stage {} to {}, stage needs to be defined before current command", go_quote(from), go_quote(target))]
+    #[error(
+        "cannot mount from stage {} to {}, stage needs to be defined before current command",
+        go_quote(from),
+        go_quote(target)
+    )]
     MountFromLaterStage {
         /// The `from=` value.
         from: String,
@@ -361,7 +379,9 @@ pub enum Error {
         span: Span,
     },
     /// `--chmod` that looks numeric but is not an octal mode up to 07777.
-    #[error("invalid chmod parameter: '{value}'. it should be octal string and between 0 and 07777")]
+    #[error(
+        "invalid chmod parameter: '{value}'. it should be octal string and between 0 and 07777"
+    )]
     InvalidChmod {
         /// The value given.
         value: String,

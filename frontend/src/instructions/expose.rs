@@ -16,12 +16,18 @@ pub struct ExposeInstruction {
 
 pub(super) fn parse(req: &mut Request) -> Result<ExposeInstruction, Error> {
     if req.args.is_empty() {
-        return Err(Error::AtLeastOneArgument { keyword: "EXPOSE", span: req.span() });
+        return Err(Error::AtLeastOneArgument {
+            keyword: "EXPOSE",
+            span: req.span(),
+        });
     }
     req.parse_flags()?;
     let mut ports = req.args.clone();
     ports.sort();
-    Ok(ExposeInstruction { origin: req.origin(), ports })
+    Ok(ExposeInstruction {
+        origin: req.origin(),
+        ports,
+    })
 }
 
 /// The image history `created_by` text BuildKit records for an EXPOSE, given the parsed
@@ -38,13 +44,20 @@ mod tests {
 
     #[test]
     fn sorted_raw_words() {
-        let Instruction::Expose(e) = parse_instruction(&node("EXPOSE", &[], &["5000", "2375", "1234/udp"])).unwrap() else {
+        let Instruction::Expose(e) =
+            parse_instruction(&node("EXPOSE", &[], &["5000", "2375", "1234/udp"])).unwrap()
+        else {
             panic!("not EXPOSE")
         };
         assert_eq!(e.ports, vec!["1234/udp", "2375", "5000"]);
-        assert_eq!(expose_created_by(&["80/tcp".to_string()]), "EXPOSE [80/tcp]");
         assert_eq!(
-            parse_instruction(&node("EXPOSE", &[], &[])).unwrap_err().to_string(),
+            expose_created_by(&["80/tcp".to_string()]),
+            "EXPOSE [80/tcp]"
+        );
+        assert_eq!(
+            parse_instruction(&node("EXPOSE", &[], &[]))
+                .unwrap_err()
+                .to_string(),
             "EXPOSE requires at least one argument"
         );
     }

@@ -142,8 +142,7 @@ impl BFlags {
             };
             let flag = format!("--{name}");
             let Some(index) = self.declared.iter().position(|d| d.name == name) else {
-                let suggestion =
-                    suggest::closest(name, self.declared.iter().map(|d| d.name), true);
+                let suggestion = suggest::closest(name, self.declared.iter().map(|d| d.name), true);
                 return Err(FlagError::Unknown { flag, suggestion });
             };
             let declared = &mut self.declared[index];
@@ -229,7 +228,13 @@ mod tests {
 
     #[test]
     fn values_and_defaults() {
-        let mut f = flags(&["--str1=BVal", "--bool1", "--bool2=false", "--many=a", "--many=b"]);
+        let mut f = flags(&[
+            "--str1=BVal",
+            "--bool1",
+            "--bool2=false",
+            "--many=a",
+            "--many=b",
+        ]);
         let s1 = f.add_string("str1", "HI");
         let s2 = f.add_string("str2", "def");
         let b1 = f.add_bool("bool1", false);
@@ -250,8 +255,14 @@ mod tests {
         let cases: &[(&[&str], &str)] = &[
             (&["--str1"], "missing a value on flag: --str1"),
             (&["--bool1="], "missing a value on flag: --bool1"),
-            (&["--bool1=yes"], "expecting boolean value for flag --bool1, not: yes"),
-            (&["--str1=a", "--str1=b"], "duplicate flag specified: --str1"),
+            (
+                &["--bool1=yes"],
+                "expecting boolean value for flag --bool1, not: yes",
+            ),
+            (
+                &["--str1=a", "--str1=b"],
+                "duplicate flag specified: --str1",
+            ),
             (&["--bool1", "--bool1"], "duplicate flag specified: --bool1"),
             (&["str1=a"], "arg should start with -- : str1=a"),
             (&["--sttr1=a"], "unknown flag: --sttr1 (did you mean str1?)"),

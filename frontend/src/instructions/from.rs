@@ -37,7 +37,10 @@ fn stage_name(args: &[String], req: &Request) -> Result<Option<String>, Error> {
         [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
             let lower = name.to_lowercase();
             if !is_valid_stage_name(&lower) {
-                return Err(Error::InvalidStageName { name: name.clone(), span: req.span() });
+                return Err(Error::InvalidStageName {
+                    name: name.clone(),
+                    span: req.span(),
+                });
             }
             Ok(Some(lower))
         }
@@ -50,7 +53,8 @@ fn stage_name(args: &[String], req: &Request) -> Result<Option<String>, Error> {
 fn is_valid_stage_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
 #[cfg(test)]
@@ -78,9 +82,18 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(from(&[], &[]).unwrap_err(), "FROM requires either one or three arguments");
-        assert_eq!(from(&[], &["a", "b"]).unwrap_err(), "FROM requires either one or three arguments");
-        assert_eq!(from(&[], &["a", "to", "b"]).unwrap_err(), "FROM requires either one or three arguments");
+        assert_eq!(
+            from(&[], &[]).unwrap_err(),
+            "FROM requires either one or three arguments"
+        );
+        assert_eq!(
+            from(&[], &["a", "b"]).unwrap_err(),
+            "FROM requires either one or three arguments"
+        );
+        assert_eq!(
+            from(&[], &["a", "to", "b"]).unwrap_err(),
+            "FROM requires either one or three arguments"
+        );
         assert_eq!(
             from(&[], &["a", "as", "1st"]).unwrap_err(),
             "invalid name for build stage: \"1st\", name can't start with a number or contain symbols"

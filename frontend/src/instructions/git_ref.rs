@@ -127,15 +127,25 @@ fn parse_git_url(remote: &str) -> Result<Url, GitRefError> {
 /// `^([a-zA-Z0-9-_]+)@([a-zA-Z0-9-.]+):(.*?)(?:\?(.*?))?(?:#(.*))?$`.
 fn parse_scp_url(raw: &str) -> Option<Url> {
     let (user, rest) = raw.split_once('@')?;
-    if user.is_empty() || !user.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if user.is_empty()
+        || !user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return None;
     }
     let (host, rest) = rest.split_once(':')?;
-    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
         return None;
     }
     let (before_fragment, fragment) = rest.split_once('#').unwrap_or((rest, ""));
-    let (path, raw_query) = before_fragment.split_once('?').unwrap_or((before_fragment, ""));
+    let (path, raw_query) = before_fragment
+        .split_once('?')
+        .unwrap_or((before_fragment, ""));
     let query = if raw_query.is_empty() {
         Vec::new()
     } else {
@@ -160,7 +170,9 @@ fn parse_url(raw: &str) -> Result<Url, String> {
     }
     let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
     let (before_fragment, fragment) = rest.split_once('#').unwrap_or((rest, ""));
-    let (location, raw_query) = before_fragment.split_once('?').unwrap_or((before_fragment, ""));
+    let (location, raw_query) = before_fragment
+        .split_once('?')
+        .unwrap_or((before_fragment, ""));
     let path_start = location.find('/').unwrap_or(location.len());
     let (authority, path) = location.split_at(path_start);
     let host = authority.rsplit('@').next().unwrap_or("");
@@ -254,7 +266,10 @@ fn load_query(git: &mut GitRef, query: &[(String, String)]) -> Result<(), String
             return Err(format!("query {} has multiple values", go_quote(key)));
         }
         seen.push(key);
-        let flag_like = matches!(key.as_str(), "submodules" | "keep-git-dir" | "fetch-by-commit");
+        let flag_like = matches!(
+            key.as_str(),
+            "submodules" | "keep-git-dir" | "fetch-by-commit"
+        );
         if value.is_empty() && !flag_like {
             return Err(format!("query {} has no value", go_quote(key)));
         }
@@ -267,7 +282,11 @@ fn load_query(git: &mut GitRef, query: &[(String, String)]) -> Result<(), String
         match key.as_str() {
             "ref" => {
                 if !git.reference.is_empty() && git.reference != *value {
-                    return Err(format!("ref conflicts: {} vs {}", go_quote(&git.reference), go_quote(value)));
+                    return Err(format!(
+                        "ref conflicts: {} vs {}",
+                        go_quote(&git.reference),
+                        go_quote(value)
+                    ));
                 }
                 git.reference = value.clone();
             }
@@ -275,7 +294,11 @@ fn load_query(git: &mut GitRef, query: &[(String, String)]) -> Result<(), String
             "branch" => branch = value.clone(),
             "subdir" => {
                 if !git.subdir.is_empty() && git.subdir != *value {
-                    return Err(format!("subdir conflicts: {} vs {}", go_quote(&git.subdir), go_quote(value)));
+                    return Err(format!(
+                        "subdir conflicts: {} vs {}",
+                        go_quote(&git.subdir),
+                        go_quote(value)
+                    ));
                 }
                 git.subdir = value.clone();
             }
@@ -300,7 +323,11 @@ fn load_query(git: &mut GitRef, query: &[(String, String)]) -> Result<(), String
             tag = format!("refs/tags/{tag}");
         }
         if !git.reference.is_empty() && git.reference != tag {
-            return Err(format!("ref conflicts: {} vs {}", go_quote(&git.reference), go_quote(&tag)));
+            return Err(format!(
+                "ref conflicts: {} vs {}",
+                go_quote(&git.reference),
+                go_quote(&tag)
+            ));
         }
         git.reference = tag.clone();
     }
@@ -312,7 +339,11 @@ fn load_query(git: &mut GitRef, query: &[(String, String)]) -> Result<(), String
             branch = format!("refs/heads/{branch}");
         }
         if !git.reference.is_empty() && git.reference != branch {
-            return Err(format!("ref conflicts: {} vs {}", go_quote(&git.reference), go_quote(&branch)));
+            return Err(format!(
+                "ref conflicts: {} vs {}",
+                go_quote(&git.reference),
+                go_quote(&branch)
+            ));
         }
         git.reference = branch;
     }
@@ -326,7 +357,9 @@ mod tests {
     #[test]
     fn classification() {
         assert!(is_git_source("https://github.com/moby/buildkit.git"));
-        assert!(is_git_source("https://github.com/moby/buildkit.git#v0.10.1:docs"));
+        assert!(is_git_source(
+            "https://github.com/moby/buildkit.git#v0.10.1:docs"
+        ));
         assert!(is_git_source("git@github.com:moby/buildkit.git"));
         assert!(is_git_source("git://example.com/x"));
         assert!(is_git_source("ssh://git@example.com/x"));
@@ -344,8 +377,18 @@ mod tests {
     fn fragments_and_queries() {
         let g = parse_git_ref("https://github.com/foo/bar.git#baz/qux:quux/quuz").unwrap();
         assert_eq!(
-            (g.remote.as_str(), g.short_name.as_str(), g.reference.as_str(), g.subdir.as_str()),
-            ("https://github.com/foo/bar.git", "bar", "baz/qux", "quux/quuz")
+            (
+                g.remote.as_str(),
+                g.short_name.as_str(),
+                g.reference.as_str(),
+                g.subdir.as_str()
+            ),
+            (
+                "https://github.com/foo/bar.git",
+                "bar",
+                "baz/qux",
+                "quux/quuz"
+            )
         );
         let g = parse_git_ref("https://github.com/foo/bar.git?tag=v1&keep-git-dir").unwrap();
         assert_eq!(g.reference, "refs/tags/v1");

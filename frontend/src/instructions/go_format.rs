@@ -211,7 +211,12 @@ fn fmt_frac(mut v: u128, prec: u32) -> (String, u128) {
 /// Go `strconv.ParseInt(s, 10, bits)` with its error texts.
 pub fn parse_go_int(s: &str, bits: u32) -> Result<i64, String> {
     let syntax = || format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(s));
-    let range = || format!("strconv.ParseInt: parsing {}: value out of range", go_quote(s));
+    let range = || {
+        format!(
+            "strconv.ParseInt: parsing {}: value out of range",
+            go_quote(s)
+        )
+    };
     let (neg, digits) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),

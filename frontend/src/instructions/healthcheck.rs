@@ -51,7 +51,10 @@ pub fn healthcheck_created_by(health: &HealthConfig) -> String {
 pub(super) fn parse(req: &mut Request) -> Result<HealthcheckInstruction, Error> {
     let span = req.span();
     let Some(first) = req.args.first() else {
-        return Err(Error::AtLeastOneArgument { keyword: "HEALTHCHECK", span });
+        return Err(Error::AtLeastOneArgument {
+            keyword: "HEALTHCHECK",
+            span,
+        });
     };
     let kind = first.to_uppercase();
     let rest = req.args[1..].to_vec();
@@ -63,7 +66,10 @@ pub(super) fn parse(req: &mut Request) -> Result<HealthcheckInstruction, Error> 
         // BuildKit does not look at the flags of HEALTHCHECK NONE.
         return Ok(HealthcheckInstruction {
             origin: req.origin(),
-            health: HealthConfig { test: vec![kind], ..HealthConfig::default() },
+            health: HealthConfig {
+                test: vec![kind],
+                ..HealthConfig::default()
+            },
         });
     }
 
@@ -95,20 +101,30 @@ pub(super) fn parse(req: &mut Request) -> Result<HealthcheckInstruction, Error> 
         retries: 0,
     };
     if !retries_value.is_empty() {
-        let n = parse_go_int(&retries_value, 32).map_err(|message| Error::Retries { message, span })?;
+        let n =
+            parse_go_int(&retries_value, 32).map_err(|message| Error::Retries { message, span })?;
         if n < 0 {
             return Err(Error::NegativeRetries { value: n, span });
         }
         health.retries = n;
     }
-    Ok(HealthcheckInstruction { origin: req.origin(), health })
+    Ok(HealthcheckInstruction {
+        origin: req.origin(),
+        health,
+    })
 }
 
 /// BuildKit's `parseOptInterval`: empty is 0, 0 is 0, anything else must be at least 1ms.
 fn interval_flag(req: &Request, id: FlagId, name: &str) -> Result<Duration, Error> {
     parse_interval(&req.flags.string(id), name).map_err(|e| match e {
-        IntervalError::Syntax(message) => Error::Duration { message, span: req.span() },
-        IntervalError::TooShort => Error::IntervalTooShort { flag: name.to_string(), span: req.span() },
+        IntervalError::Syntax(message) => Error::Duration {
+            message,
+            span: req.span(),
+        },
+        IntervalError::TooShort => Error::IntervalTooShort {
+            flag: name.to_string(),
+            span: req.span(),
+        },
     })
 }
 
@@ -149,14 +165,28 @@ mod tests {
 
     #[test]
     fn forms() {
-        assert_eq!(health(&[], &["CMD", "hello", "world"]).unwrap().test, vec!["CMD-SHELL", "hello world"]);
-        assert_eq!(health(&["--interval=5s"], &["none"]).unwrap().test, vec!["NONE"]);
-        let Instruction::Healthcheck(h) = parse_instruction(&json_node("HEALTHCHECK", &["CMD", "a", "b"])).unwrap() else {
+        assert_eq!(
+            health(&[], &["CMD", "hello", "world"]).unwrap().test,
+            vec!["CMD-SHELL", "hello world"]
+        );
+        assert_eq!(
+            health(&["--interval=5s"], &["none"]).unwrap().test,
+            vec!["NONE"]
+        );
+        let Instruction::Healthcheck(h) =
+            parse_instruction(&json_node("HEALTHCHECK", &["CMD", "a", "b"])).unwrap()
+        else {
             panic!("not HEALTHCHECK")
         };
         assert_eq!(h.health.test, vec!["CMD", "a", "b"]);
         let h = health(
-            &["--interval=1s", "--timeout=10s", "--start-period=3s", "--start-interval=100ms", "--retries=5"],
+            &[
+                "--interval=1s",
+                "--timeout=10s",
+                "--start-period=3s",
+                "--start-interval=100ms",
+                "--retries=5",
+            ],
             &["CMD", "true"],
         )
         .unwrap();
@@ -172,16 +202,48 @@ mod tests {
             (&[], &[], "HEALTHCHECK requires at least one argument"),
             (&[], &["NONE", "x"], "HEALTHCHECK NONE takes no arguments"),
             (&[], &["CMD"], "Missing command after HEALTHCHECK CMD"),
-            (&[], &["foo", "x"], "Unknown type \"FOO\" in HEALTHCHECK (try CMD)"),
-            (&["--interval=50ns"], &["CMD", "x"], "Interval \"interval\" cannot be less than 1ms"),
-            (&["--timeout=-1s"], &["CMD", "x"], "Interval \"timeout\" cannot be less than 1ms"),
-            (&["--timeout=abc"], &["CMD", "x"], "time: invalid duration \"abc\""),
-            (&["--retries=x"], &["CMD", "x"], "strconv.ParseInt: parsing \"x\": invalid syntax"),
-            (&["--retries=-1"], &["CMD", "x"], "--retries cannot be negative (-1)"),
-            (&["--intervall=1s"], &["CMD", "x"], "unknown flag: --intervall (did you mean interval?)"),
+            (
+                &[],
+                &["foo", "x"],
+                "Unknown type \"FOO\" in HEALTHCHECK (try CMD)",
+            ),
+            (
+                &["--interval=50ns"],
+                &["CMD", "x"],
+                "Interval \"interval\" cannot be less than 1ms",
+            ),
+            (
+                &["--timeout=-1s"],
+                &["CMD", "x"],
+                "Interval \"timeout\" cannot be less than 1ms",
+            ),
+            (
+                &["--timeout=abc"],
+                &["CMD", "x"],
+                "time: invalid duration \"abc\"",
+            ),
+            (
+                &["--retries=x"],
+                &["CMD", "x"],
+                "strconv.ParseInt: parsing \"x\": invalid syntax",
+            ),
+            (
+                &["--retries=-1"],
+                &["CMD", "x"],
+                "--retries cannot be negative (-1)",
+            ),
+            (
+                &["--intervall=1s"],
+                &["CMD", "x"],
+                "unknown flag: --intervall (did you mean interval?)",
+            ),
         ];
         for (flags, args, want) in cases {
-            assert_eq!(health(flags, args).unwrap_err(), *want, "{flags:?} {args:?}");
+            assert_eq!(
+                health(flags, args).unwrap_err(),
+                *want,
+                "{flags:?} {args:?}"
+            );
         }
         assert!(health(&["--interval=0ms"], &["CMD", "x"]).is_ok());
         assert!(health(&["--interval=1ms"], &["CMD", "x"]).is_ok());

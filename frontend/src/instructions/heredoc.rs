@@ -122,11 +122,17 @@ mod tests {
     #[test]
     fn markers() {
         let m = marker("<<EOF").unwrap();
-        assert_eq!((m.name.as_str(), m.expand, m.chomp, m.file_descriptor), ("EOF", true, false, 0));
+        assert_eq!(
+            (m.name.as_str(), m.expand, m.chomp, m.file_descriptor),
+            ("EOF", true, false, 0)
+        );
         let m = marker("<<-'EOF'").unwrap();
         assert_eq!((m.name.as_str(), m.expand, m.chomp), ("EOF", false, true));
         let m = marker("3<<\"E\"OF").unwrap();
-        assert_eq!((m.name.as_str(), m.expand, m.file_descriptor), ("EOF", false, 3));
+        assert_eq!(
+            (m.name.as_str(), m.expand, m.file_descriptor),
+            ("EOF", false, 3)
+        );
         assert_eq!(marker("<<").map(|m| m.name), None);
         assert_eq!(marker("/bar"), None);
         assert_eq!(marker("a<<EOF"), None);

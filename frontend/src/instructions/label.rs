@@ -22,14 +22,21 @@ pub(super) fn parse(req: &mut Request) -> Result<LabelInstruction, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::node;
     use super::super::parse_instruction;
+    use super::super::test_support::node;
 
     #[test]
     fn errors() {
-        let err = |args: &[&str]| parse_instruction(&node("LABEL", &[], args)).unwrap_err().to_string();
+        let err = |args: &[&str]| {
+            parse_instruction(&node("LABEL", &[], args))
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(err(&[]), "LABEL requires at least one argument");
-        assert_eq!(err(&["arg1", "arg2", "arg3", ""]), "Bad input to LABEL, too many arguments");
+        assert_eq!(
+            err(&["arg1", "arg2", "arg3", ""]),
+            "Bad input to LABEL, too many arguments"
+        );
         assert_eq!(err(&["", "arg2", "="]), "LABEL names can not be blank");
     }
 }

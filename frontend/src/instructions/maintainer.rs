@@ -14,22 +14,30 @@ pub struct MaintainerInstruction {
 pub(super) fn parse(req: &mut Request) -> Result<MaintainerInstruction, Error> {
     // BuildKit checks the argument count before the flags.
     let [maintainer] = req.args.as_slice() else {
-        return Err(Error::ExactlyOneArgument { keyword: "MAINTAINER", span: req.span() });
+        return Err(Error::ExactlyOneArgument {
+            keyword: "MAINTAINER",
+            span: req.span(),
+        });
     };
     let maintainer = maintainer.clone();
     req.parse_flags()?;
-    Ok(MaintainerInstruction { origin: req.origin(), maintainer })
+    Ok(MaintainerInstruction {
+        origin: req.origin(),
+        maintainer,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::node;
     use super::super::parse_instruction;
+    use super::super::test_support::node;
 
     #[test]
     fn errors() {
         let err = |flags: &[&str], args: &[&str]| {
-            parse_instruction(&node("MAINTAINER", flags, args)).unwrap_err().to_string()
+            parse_instruction(&node("MAINTAINER", flags, args))
+                .unwrap_err()
+                .to_string()
         };
         assert_eq!(err(&[], &[]), "MAINTAINER requires exactly one argument");
         assert_eq!(err(&["--boo"], &["joe@example.com"]), "unknown flag: --boo");

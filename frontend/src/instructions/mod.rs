@@ -25,12 +25,13 @@
 //! context or a registry: what a base image would contribute (its ENV, WORKDIR) can be
 //! passed in, and is otherwise taken as empty.
 
-mod copy;
 mod arg;
 mod chmod;
 mod cmd;
 mod command_line;
+mod copy;
 mod csv;
+mod digest;
 mod entrypoint;
 mod env;
 mod epoch;
@@ -51,7 +52,6 @@ mod platform;
 mod ports;
 mod resolve;
 mod run;
-mod scope;
 mod shell_instruction;
 mod signal;
 mod stages;
@@ -63,18 +63,19 @@ mod workdir;
 
 use crate::parser::{Dockerfile, Node, Span};
 
-pub use copy::{AddInstruction, CopyInstruction, SourceContent, SourcesAndDest};
 pub use arg::{ArgDefinition, ArgInstruction};
 pub use chmod::{validate_chmod, Chmod};
 pub use cmd::CmdInstruction;
 pub use command_line::{CommandLine, InlineFile};
+pub use copy::{AddInstruction, CopyInstruction, SourceContent, SourcesAndDest};
 pub use entrypoint::EntrypointInstruction;
 pub use env::EnvInstruction;
+pub use epoch::SourceDateEpoch;
 pub use error::Error;
 pub use expose::{expose_created_by, ExposeInstruction};
 pub use flags::{BFlags, FlagError, FlagId, FlagKind};
 pub use from::FromInstruction;
-pub use git_ref::{parse_git_ref, GitRef};
+pub use git_ref::{is_git_source, is_http_source, parse_git_ref, GitRef, GitRefError};
 pub use healthcheck::{healthcheck_created_by, HealthConfig, HealthcheckInstruction};
 pub use heredoc::{chomp as chomp_heredoc, marker as heredoc_marker, HeredocMarker};
 pub use key_value::KeyValue;
@@ -86,7 +87,7 @@ pub use platform::{parse_platform, Platform};
 pub use ports::{parse_port, parse_ports, PortError};
 pub use resolve::{
     resolve, BaseImage, Dependency, DependencySource, Resolution, ResolveOptions, ResolvedStage,
-    StageBase,
+    StageBase, DEFAULT_PATH,
 };
 pub use run::{Device, NetworkMode, RunInstruction, SecurityMode};
 pub use shell_instruction::ShellInstruction;
@@ -261,7 +262,9 @@ impl Request<'_> {
     /// Checks the flags declared so far against the ones given.
     fn parse_flags(&mut self) -> Result<(), Error> {
         let span = self.span();
-        self.flags.parse().map_err(|error| Error::Flag { error, span })
+        self.flags
+            .parse()
+            .map_err(|error| Error::Flag { error, span })
     }
 }
 
@@ -381,9 +384,15 @@ mod tests {
     #[test]
     fn unknown_instructions_get_suggestions() {
         let err = parse_instruction(&node("FNTRYPOINT", &[], &[""])).unwrap_err();
-        assert_eq!(err.to_string(), "unknown instruction: FNTRYPOINT (did you mean ENTRYPOINT?)");
+        assert_eq!(
+            err.to_string(),
+            "unknown instruction: FNTRYPOINT (did you mean ENTRYPOINT?)"
+        );
         let err = parse_instruction(&node("runn", &[], &[""])).unwrap_err();
-        assert_eq!(err.to_string(), "unknown instruction: runn (did you mean run?)");
+        assert_eq!(
+            err.to_string(),
+            "unknown instruction: runn (did you mean run?)"
+        );
         let err = parse_instruction(&node("FOO", &[], &["bar"])).unwrap_err();
         assert_eq!(err.to_string(), "unknown instruction: FOO");
     }
@@ -412,7 +421,11 @@ mod tests {
         ];
         for name in INSTRUCTION_NAMES {
             for shape in shapes {
-                for flags in [&[][..], &["--x"][..], &["--mount=type=cache", "--network=none"][..]] {
+                for flags in [
+                    &[][..],
+                    &["--x"][..],
+                    &["--mount=type=cache", "--network=none"][..],
+                ] {
                     let _ = parse_instruction(&node(name, flags, shape));
                     let mut json = node(name, flags, shape);
                     json.json = true;

@@ -117,6 +117,8 @@ pub struct MountSpec {
     pub raw: String,
     /// The `from=` value ("" when absent), used to find stage dependencies.
     pub from: String,
+    /// The full parse, once expanded by [`super::resolve`].
+    pub resolved: Option<Mount>,
 }
 
 impl MountSpec {
@@ -126,11 +128,15 @@ impl MountSpec {
         Ok(MountSpec {
             raw: raw.to_string(),
             from: partial.from,
+            resolved: None,
         })
     }
 
     /// Full parse, each value first passed through `expand`.
-    pub fn resolve(&self, expand: &mut dyn FnMut(&str) -> Result<String, String>) -> Result<Mount, MountError> {
+    pub fn resolve(
+        &self,
+        expand: &mut dyn FnMut(&str) -> Result<String, String>,
+    ) -> Result<Mount, MountError> {
         parse_mount(&self.raw, Some(expand))
     }
 }
@@ -175,7 +181,11 @@ pub enum MountError {
         value: String,
     },
     /// `type=` naming no mount type.
-    #[error("unsupported mount type {}{}", go_quote(value), suggest::suffix(suggestion))]
+    #[error(
+        "unsupported mount type {}{}",
+        go_quote(value),
+        suggest::suffix(suggestion)
+    )]
     UnsupportedType {
         /// The value.
         value: String,
@@ -183,7 +193,11 @@ pub enum MountError {
         suggestion: Option<String>,
     },
     /// `sharing=` naming no share mode.
-    #[error("unsupported sharing value {}{}", go_quote(value), suggest::suffix(suggestion))]
+    #[error(
+        "unsupported sharing value {}{}",
+        go_quote(value),
+        suggest::suffix(suggestion)
+    )]
     UnsupportedSharing {
         /// The value.
         value: String,
@@ -313,7 +327,9 @@ pub fn parse_mount(
         }
 
         let value = match expand.as_mut() {
-            Some(expand) => expand(&raw_value).map_err(|message| MountError::Expansion { message })?,
+            Some(expand) => {
+                expand(&raw_value).map_err(|message| MountError::Expansion { message })?
+            }
             None if key == "from" => {
                 // A `$` anywhere but at the very end would be expanded: not allowed.
                 if let Some(i) = raw_value.find('$') {
@@ -330,11 +346,8 @@ pub fn parse_mount(
             "type" => {
                 let lower = value.to_lowercase();
                 let Some(kind) = MountType::ALL.into_iter().find(|t| t.as_str() == lower) else {
-                    let suggestion = suggest::closest(
-                        &value,
-                        MountType::ALL.iter().map(|t| t.as_str()),
-                        true,
-                    );
+                    let suggestion =
+                        suggest::closest(&value, MountType::ALL.iter().map(|t| t.as_str()), true);
                     return Err(MountError::UnsupportedType { value, suggestion });
                 };
                 m.kind = kind;
@@ -361,24 +374,22 @@ pub fn parse_mount(
                 if !matches!(m.kind, MountType::Secret | MountType::Ssh) {
                     return Err(MountError::KeyNotForType { key, kind: m.kind });
                 }
-                m.required = parse_go_bool(&value)
-                    .ok_or(MountError::InvalidValue { key, value })?;
+                m.required =
+                    parse_go_bool(&value).ok_or(MountError::InvalidValue { key, value })?;
             }
             "size" => {
                 if m.kind != MountType::Tmpfs {
                     return Err(MountError::KeyNotForType { key, kind: m.kind });
                 }
-                m.size_limit = ram_in_bytes(&value).ok_or(MountError::InvalidValue { key, value })?;
+                m.size_limit =
+                    ram_in_bytes(&value).ok_or(MountError::InvalidValue { key, value })?;
             }
             "id" => m.id = value,
             "sharing" => {
                 let lower = value.to_lowercase();
                 let Some(mode) = ShareMode::ALL.into_iter().find(|s| s.as_str() == lower) else {
-                    let suggestion = suggest::closest(
-                        &value,
-                        ShareMode::ALL.iter().map(|s| s.as_str()),
-                        true,
-                    );
+                    let suggestion =
+                        suggest::closest(&value, ShareMode::ALL.iter().map(|s| s.as_str()), true);
                     return Err(MountError::UnsupportedSharing { value, suggestion });
                 };
                 m.sharing = Some(mode);
@@ -404,9 +415,16 @@ pub fn parse_mount(
         }
     }
 
-    let file_info_allowed = matches!(m.kind, MountType::Secret | MountType::Ssh | MountType::Cache);
+    let file_info_allowed = matches!(
+        m.kind,
+        MountType::Secret | MountType::Ssh | MountType::Cache
+    );
     if !file_info_allowed {
-        for (key, set) in [("mode", m.mode.is_some()), ("uid", m.uid.is_some()), ("gid", m.gid.is_some())] {
+        for (key, set) in [
+            ("mode", m.mode.is_some()),
+            ("uid", m.uid.is_some()),
+            ("gid", m.gid.is_some()),
+        ] {
             if set {
                 return Err(MountError::FileInfoNotAllowed { key, kind: m.kind });
             }
@@ -494,7 +512,11 @@ fn parse_go_float(s: &str) -> Option<f64> {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     // Rust also accepts `inf`/`nan` words; Go does too, but they cannot reach here
     // without a digit, except inside hex/underscore forms that Go rejects as well.
-    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
         return None;
     }
     s.parse::<f64>().ok()
@@ -514,7 +536,8 @@ mod tests {
         let m = full("target=/x").unwrap();
         assert_eq!(m.kind, MountType::Bind);
         assert!(m.read_only);
-        let m = full("type=cache,target=/root/.cache,id=gomod,sharing=locked,mode=0755,uid=1000").unwrap();
+        let m = full("type=cache,target=/root/.cache,id=gomod,sharing=locked,mode=0755,uid=1000")
+            .unwrap();
         assert_eq!(m.kind, MountType::Cache);
         assert!(!m.read_only);
         assert_eq!(m.sharing, Some(ShareMode::Locked));
@@ -527,7 +550,10 @@ mod tests {
         assert_eq!(m.env.as_deref(), Some("TOKEN"));
         let m = full("type=bind,from=build,source=/out,destination=/in,rw").unwrap();
         assert!(!m.read_only);
-        assert_eq!((m.from.as_str(), m.source.as_str(), m.target.as_str()), ("build", "/out", "/in"));
+        assert_eq!(
+            (m.from.as_str(), m.source.as_str(), m.target.as_str()),
+            ("build", "/out", "/in")
+        );
         let m = full("type=ssh,required=true,ro=false").unwrap();
         assert!(m.required && !m.read_only);
         let m = full("Type=CACHE,target=/c").unwrap();
@@ -537,23 +563,56 @@ mod tests {
     #[test]
     fn errors_match_buildkit() {
         let cases = [
-            ("typ=tmpfs", "unexpected key 'typ' in 'typ=tmpfs' (did you mean type?)"),
-            ("type=tmp", "unsupported mount type \"tmp\" (did you mean tmpfs?)"),
-            ("type=cache,sharing=lock", "unsupported sharing value \"lock\" (did you mean locked?)"),
-            ("target=/x,mode=0644", "mode not allowed for \"bind\" type mounts"),
-            ("type=tmpfs,uid=1", "uid not allowed for \"tmpfs\" type mounts"),
+            (
+                "typ=tmpfs",
+                "unexpected key 'typ' in 'typ=tmpfs' (did you mean type?)",
+            ),
+            (
+                "type=tmp",
+                "unsupported mount type \"tmp\" (did you mean tmpfs?)",
+            ),
+            (
+                "type=cache,sharing=lock",
+                "unsupported sharing value \"lock\" (did you mean locked?)",
+            ),
+            (
+                "target=/x,mode=0644",
+                "mode not allowed for \"bind\" type mounts",
+            ),
+            (
+                "type=tmpfs,uid=1",
+                "uid not allowed for \"tmpfs\" type mounts",
+            ),
             ("type=cache,mode=9", "invalid value 9 for mode"),
             ("type=cache,uid=x", "invalid value x for uid"),
-            ("required", "unexpected key 'required' for mount type 'bind'"),
-            ("type=bind,size=1", "unexpected key 'size' for mount type 'bind'"),
+            (
+                "required",
+                "unexpected key 'required' for mount type 'bind'",
+            ),
+            (
+                "type=bind,size=1",
+                "unexpected key 'size' for mount type 'bind'",
+            ),
             ("type=tmpfs,size=1q", "invalid value for size: 1q"),
             ("ro=maybe", "invalid value for ro: maybe"),
             ("foo", "invalid field 'foo' must be a key=value pair"),
-            ("type=secret", "invalid secret mount. one of source, target required"),
-            ("type=secret,from=x,id=a", "secret mount should not have a from"),
-            ("type=secret,id=a,sharing=shared", "secret mount should not define sharing"),
+            (
+                "type=secret",
+                "invalid secret mount. one of source, target required",
+            ),
+            (
+                "type=secret,from=x,id=a",
+                "secret mount should not have a from",
+            ),
+            (
+                "type=secret,id=a,sharing=shared",
+                "secret mount should not define sharing",
+            ),
             ("type=secret,id=a,src=b", "both source and id can't be set"),
-            ("type=bind,sharing=shared", "invalid cache sharing set for bind mount"),
+            (
+                "type=bind,sharing=shared",
+                "invalid cache sharing set for bind mount",
+            ),
             ("", "failed to parse csv mounts: EOF"),
         ];
         for (value, want) in cases {
@@ -569,7 +628,9 @@ mod tests {
         assert!(MountSpec::parse("typ=tmpfs").is_ok());
         assert!(MountSpec::parse("from=stage$").is_ok());
         assert_eq!(
-            MountSpec::parse("from=$ttt,type=cache").unwrap_err().to_string(),
+            MountSpec::parse("from=$ttt,type=cache")
+                .unwrap_err()
+                .to_string(),
             "'from' doesn't support variable expansion, define alias stage instead"
         );
     }

@@ -25,18 +25,30 @@ impl OnbuildInstruction {
 
 pub(super) fn parse(req: &mut Request) -> Result<OnbuildInstruction, Error> {
     let (Some(inner), Some(first)) = (&req.node.onbuild, req.args.first()) else {
-        return Err(Error::AtLeastOneArgument { keyword: "ONBUILD", span: req.span() });
+        return Err(Error::AtLeastOneArgument {
+            keyword: "ONBUILD",
+            span: req.span(),
+        });
     };
     req.parse_flags()?;
     let trigger = first.trim().to_uppercase();
     match trigger.as_str() {
         "ONBUILD" => return Err(Error::OnbuildChained { span: req.span() }),
-        "MAINTAINER" | "FROM" => return Err(Error::OnbuildTrigger { trigger, span: req.span() }),
+        "MAINTAINER" | "FROM" => {
+            return Err(Error::OnbuildTrigger {
+                trigger,
+                span: req.span(),
+            })
+        }
         _ => {}
     }
 
     let mut expression = strip_onbuild_keyword(&req.node.original).to_string();
-    let heredocs = if req.node.heredocs.is_empty() { &inner.heredocs } else { &req.node.heredocs };
+    let heredocs = if req.node.heredocs.is_empty() {
+        &inner.heredocs
+    } else {
+        &req.node.heredocs
+    };
     for heredoc in heredocs {
         expression.push('\n');
         expression.push_str(&heredoc.content);
@@ -73,32 +85,48 @@ mod tests {
     #[test]
     fn triggers() {
         let n = onbuild(node("RUN", &[], &["echo hi"]), "onbuild  RUN echo hi");
-        let Instruction::Onbuild(o) = parse_instruction(&n).unwrap() else { panic!("not ONBUILD") };
+        let Instruction::Onbuild(o) = parse_instruction(&n).unwrap() else {
+            panic!("not ONBUILD")
+        };
         assert_eq!(o.expression, "RUN echo hi");
         assert!(matches!(o.parse_trigger().unwrap(), Instruction::Run(_)));
 
         let mut inner = node("RUN", &[], &["<<EOF"]);
         inner.heredocs = vec![heredoc("EOF", "echo hi\n", true, false)];
         let n = onbuild(inner, "ONBUILD RUN <<EOF");
-        let Instruction::Onbuild(o) = parse_instruction(&n).unwrap() else { panic!("not ONBUILD") };
+        let Instruction::Onbuild(o) = parse_instruction(&n).unwrap() else {
+            panic!("not ONBUILD")
+        };
         assert_eq!(o.expression, "RUN <<EOF\necho hi\nEOF");
     }
 
     #[test]
     fn forbidden_triggers() {
         let err = |keyword: &str| {
-            parse_instruction(&onbuild(node(keyword, &[], &["x"]), "ONBUILD x")).unwrap_err().to_string()
+            parse_instruction(&onbuild(node(keyword, &[], &["x"]), "ONBUILD x"))
+                .unwrap_err()
+                .to_string()
         };
         assert_eq!(err("FROM"), "FROM isn't allowed as an ONBUILD trigger");
-        assert_eq!(err("maintainer"), "MAINTAINER isn't allowed as an ONBUILD trigger");
-        assert_eq!(err("ONBUILD"), "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
         assert_eq!(
-            parse_instruction(&node("ONBUILD", &[], &[])).unwrap_err().to_string(),
+            err("maintainer"),
+            "MAINTAINER isn't allowed as an ONBUILD trigger"
+        );
+        assert_eq!(
+            err("ONBUILD"),
+            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
+        );
+        assert_eq!(
+            parse_instruction(&node("ONBUILD", &[], &[]))
+                .unwrap_err()
+                .to_string(),
             "ONBUILD requires at least one argument"
         );
         // A bad trigger is only an error when it fires.
         let n = onbuild(node("RUNN", &[], &["x"]), "ONBUILD RUNN x");
-        let Instruction::Onbuild(o) = parse_instruction(&n).unwrap() else { panic!("not ONBUILD") };
+        let Instruction::Onbuild(o) = parse_instruction(&n).unwrap() else {
+            panic!("not ONBUILD")
+        };
         assert!(o.parse_trigger().is_err());
     }
 }

@@ -75,14 +75,51 @@ fn host_arch() -> &'static str {
 }
 
 const KNOWN_OS: [&str; 17] = [
-    "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux",
-    "nacl", "netbsd", "openbsd", "plan9", "solaris", "windows", "zos",
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "windows",
+    "zos",
 ];
 
 const KNOWN_ARCH: [&str; 25] = [
-    "386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "ppc64", "ppc64le", "loong64",
-    "mips", "mipsle", "mips64", "mips64le", "mips64p32", "mips64p32le", "ppc", "riscv", "riscv64",
-    "s390", "s390x", "sparc", "sparc64", "wasm", "riscv32",
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "ppc64",
+    "ppc64le",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+    "riscv32",
 ];
 
 fn invalid(spec: &str, what: &str) -> String {
@@ -106,10 +143,16 @@ pub fn parse_platform(spec: &str) -> Result<Platform, String> {
                     go_quote(r"^([A-Za-z0-9_-]+)(?:\(([A-Za-z0-9_.%-]*)((?:\+[A-Za-z0-9_.%-]+)*)\))?$")
                 )
             })?;
-            p.os = if os.is_empty() { host_os().to_string() } else { normalize_os(os) };
+            p.os = if os.is_empty() {
+                host_os().to_string()
+            } else {
+                normalize_os(os)
+            };
             p.os_version = version.to_string();
         } else if part.is_empty()
-            || !part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            || !part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
         {
             return Err(format!(
                 "{} is an invalid component of {}: platform specifier component must match {}: invalid argument",
@@ -164,13 +207,20 @@ pub fn parse_platform(spec: &str) -> Result<Platform, String> {
 
 /// `os[(version[+feature…])]`.
 fn split_os(part: &str) -> Option<(&str, &str)> {
-    let name_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
     match part.split_once('(') {
         None => name_ok(part).then_some((part, "")),
         Some((os, rest)) => {
             let inner = rest.strip_suffix(')')?;
             let version = inner.split('+').next().unwrap_or("");
-            let valid = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'%' | b'-'));
+            let valid = |s: &str| {
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'%' | b'-'))
+            };
             let features_ok = inner.split('+').skip(1).all(|f| !f.is_empty() && valid(f));
             (name_ok(os) && valid(version) && features_ok).then_some((os, version))
         }
@@ -192,7 +242,11 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
     match arch.as_str() {
         "i386" => ("386".into(), String::new()),
         "x86_64" | "x86-64" | "amd64" => {
-            let v = if variant == "v1" { String::new() } else { variant };
+            let v = if variant == "v1" {
+                String::new()
+            } else {
+                variant
+            };
             ("amd64".into(), v)
         }
         "aarch64" | "arm64" => {
@@ -224,12 +278,29 @@ mod tests {
     #[test]
     fn parses_and_normalises() {
         let p = parse_platform("linux/arm64/v8").unwrap();
-        assert_eq!((p.os.as_str(), p.architecture.as_str(), p.variant.as_str()), ("linux", "arm64", "v8"));
-        assert_eq!(parse_platform("linux/x86_64").unwrap().format(), "linux/amd64");
+        assert_eq!(
+            (p.os.as_str(), p.architecture.as_str(), p.variant.as_str()),
+            ("linux", "arm64", "v8")
+        );
+        assert_eq!(
+            parse_platform("linux/x86_64").unwrap().format(),
+            "linux/amd64"
+        );
         assert_eq!(parse_platform("linux/arm").unwrap().format(), "linux/arm");
-        assert_eq!(parse_platform("linux/arm/7").unwrap().format(), "linux/arm/v7");
-        assert_eq!(parse_platform("Linux/ARM64").unwrap().format(), "linux/arm64");
-        assert_eq!(parse_platform("windows(10.0.17763)/amd64").unwrap().format_all(), "windows(10.0.17763)/amd64");
+        assert_eq!(
+            parse_platform("linux/arm/7").unwrap().format(),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            parse_platform("Linux/ARM64").unwrap().format(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            parse_platform("windows(10.0.17763)/amd64")
+                .unwrap()
+                .format_all(),
+            "windows(10.0.17763)/amd64"
+        );
         assert_eq!(parse_platform("arm64").unwrap().architecture, "arm64");
         assert_eq!(parse_platform("linux").unwrap().os, "linux");
     }

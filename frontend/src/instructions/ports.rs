@@ -109,7 +109,11 @@ fn split_parts(spec: &str) -> (&str, &str, &str) {
         n => {
             let container_start = spec.len() - parts[n - 1].len();
             let host_start = container_start - 1 - parts[n - 2].len();
-            let ip = if host_start == 0 { "" } else { &spec[..host_start - 1] };
+            let ip = if host_start == 0 {
+                ""
+            } else {
+                &spec[..host_start - 1]
+            };
             (ip, parts[n - 2], parts[n - 1])
         }
     }
@@ -188,7 +192,10 @@ mod tests {
     fn single_specs() {
         assert_eq!(parse_port("80").unwrap(), vec!["80/tcp"]);
         assert_eq!(parse_port("53/UDP").unwrap(), vec!["53/udp"]);
-        assert_eq!(parse_port("8000-8002/sctp").unwrap(), vec!["8000/sctp", "8001/sctp", "8002/sctp"]);
+        assert_eq!(
+            parse_port("8000-8002/sctp").unwrap(),
+            vec!["8000/sctp", "8001/sctp", "8002/sctp"]
+        );
         assert_eq!(parse_port("127.0.0.1:80:80").unwrap(), vec!["80/tcp"]);
         assert_eq!(parse_port("8080-8090:80").unwrap(), vec!["80/tcp"]);
         assert_eq!(parse_port("[::1]:80:80").unwrap(), vec!["80/tcp"]);
@@ -204,7 +211,10 @@ mod tests {
             ("90-80", "invalid containerPort: 90-80"),
             ("x:80", "invalid hostPort: x"),
             ("localhost:80:80", "invalid IP address: localhost"),
-            ("80-81:90-93", "invalid ranges specified for container and host Ports: 90-93 and 80-81"),
+            (
+                "80-81:90-93",
+                "invalid ranges specified for container and host Ports: 90-93 and 80-81",
+            ),
         ];
         for (spec, want) in cases {
             assert_eq!(parse_port(spec).unwrap_err().to_string(), want, "{spec}");

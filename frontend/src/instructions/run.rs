@@ -84,12 +84,22 @@ pub(super) fn parse(req: &mut Request) -> Result<RunInstruction, Error> {
         "default" => NetworkMode::Default,
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
-        other => return Err(Error::NetworkMode { value: other.to_string(), span }),
+        other => {
+            return Err(Error::NetworkMode {
+                value: other.to_string(),
+                span,
+            })
+        }
     };
     let security = match req.flags.string(security).as_str() {
         "sandbox" => SecurityMode::Sandbox,
         "insecure" => SecurityMode::Insecure,
-        other => return Err(Error::SecurityMode { value: other.to_string(), span }),
+        other => {
+            return Err(Error::SecurityMode {
+                value: other.to_string(),
+                span,
+            })
+        }
     };
     Ok(RunInstruction {
         origin: req.origin(),
@@ -105,7 +115,10 @@ pub(super) fn parse(req: &mut Request) -> Result<RunInstruction, Error> {
 /// BuildKit's `ParseDevice`: `name`, `name=…`, `required[=bool]`.
 fn parse_device(value: &str) -> Result<Device, String> {
     let fields = csv::fields(value).map_err(|e| format!("failed to parse csv devices: {e}"))?;
-    let mut device = Device { name: String::new(), required: false };
+    let mut device = Device {
+        name: String::new(),
+        required: false,
+    };
     for field in fields {
         let Some((key, v)) = field.split_once('=') else {
             if field.eq_ignore_ascii_case("required") {
@@ -125,7 +138,8 @@ fn parse_device(value: &str) -> Result<Device, String> {
                 device.name = v.to_string();
             }
             "required" => {
-                device.required = parse_go_bool(v).ok_or_else(|| format!("invalid value for required: {v}"))?;
+                device.required =
+                    parse_go_bool(v).ok_or_else(|| format!("invalid value for required: {v}"))?;
             }
             other => {
                 if device.name.is_empty() {
@@ -161,12 +175,28 @@ mod tests {
     #[test]
     fn forms_and_flags() {
         let r = run(json_node("RUN", &["ls", "/"])).unwrap();
-        assert_eq!((r.command.args, r.command.prepend_shell), (vec!["ls".into(), "/".into()], false));
-        let r = run(node("RUN", &["--mount=type=tmpfs,target=/foo/"], &["echo hello"])).unwrap();
+        assert_eq!(
+            (r.command.args, r.command.prepend_shell),
+            (vec!["ls".into(), "/".into()], false)
+        );
+        let r = run(node(
+            "RUN",
+            &["--mount=type=tmpfs,target=/foo/"],
+            &["echo hello"],
+        ))
+        .unwrap();
         assert_eq!(r.flags_used, vec!["mount"]);
         assert_eq!(r.mounts[0].raw, "type=tmpfs,target=/foo/");
-        let r = run(node("RUN", &["--network=none", "--security=insecure"], &["x"])).unwrap();
-        assert_eq!((r.network, r.security), (NetworkMode::None, SecurityMode::Insecure));
+        let r = run(node(
+            "RUN",
+            &["--network=none", "--security=insecure"],
+            &["x"],
+        ))
+        .unwrap();
+        assert_eq!(
+            (r.network, r.security),
+            (NetworkMode::None, SecurityMode::Insecure)
+        );
         let mut n = node("RUN", &[], &["<<-EOF"]);
         n.heredocs = vec![heredoc("EOF", "\techo test\n", true, true)];
         let r = run(n).unwrap();
@@ -178,8 +208,14 @@ mod tests {
     #[test]
     fn errors() {
         let err = |flags: &[&str]| run(node("RUN", flags, &["x"])).unwrap_err();
-        assert_eq!(err(&["--mont=target=/x"]), "unknown flag: --mont (did you mean mount?)");
-        assert_eq!(err(&["--network=bridge"]), "invalid network mode \"bridge\"");
+        assert_eq!(
+            err(&["--mont=target=/x"]),
+            "unknown flag: --mont (did you mean mount?)"
+        );
+        assert_eq!(
+            err(&["--network=bridge"]),
+            "invalid network mode \"bridge\""
+        );
         assert_eq!(err(&["--security=x"]), "security \"x\" is not valid");
         assert_eq!(
             err(&["--mount=from=$x"]),
@@ -190,10 +226,19 @@ mod tests {
 
     #[test]
     fn devices() {
-        assert_eq!(parse_device("vendor.com/gpu=all").unwrap().name, "vendor.com/gpu=all");
+        assert_eq!(
+            parse_device("vendor.com/gpu=all").unwrap().name,
+            "vendor.com/gpu=all"
+        );
         let d = parse_device("name=gpu,required").unwrap();
         assert_eq!((d.name.as_str(), d.required), ("gpu", true));
-        assert_eq!(parse_device("a,b").unwrap_err(), "invalid field 'b' must be a key=value pair");
-        assert_eq!(parse_device("a,nme=x").unwrap_err(), "unexpected key 'nme' in 'nme=x' (did you mean name?)");
+        assert_eq!(
+            parse_device("a,b").unwrap_err(),
+            "invalid field 'b' must be a key=value pair"
+        );
+        assert_eq!(
+            parse_device("a,nme=x").unwrap_err(),
+            "unexpected key 'nme' in 'nme=x' (did you mean name?)"
+        );
     }
 }

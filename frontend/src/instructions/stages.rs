@@ -1,7 +1,9 @@
 //! Grouping instructions into stages: a stage starts at each FROM; ARGs before the first
 //! FROM are the meta arguments (visible to FROM lines only).
 
-use super::{parse_instruction, ArgInstruction, Dockerfile, Error, FromInstruction, Instruction, Span};
+use super::{
+    parse_instruction, ArgInstruction, Dockerfile, Error, FromInstruction, Instruction, Span,
+};
 
 /// An ARG before the first FROM.
 pub type MetaArg = ArgInstruction;
@@ -47,7 +49,10 @@ pub fn parse_stages(file: &Dockerfile) -> Result<(Vec<Stage>, Vec<MetaArg>), Err
         })?;
         match instruction {
             Instruction::Arg(arg) if stages.is_empty() => meta_args.push(arg),
-            Instruction::From(from) => stages.push(Stage { from, instructions: Vec::new() }),
+            Instruction::From(from) => stages.push(Stage {
+                from,
+                instructions: Vec::new(),
+            }),
             other => match stages.last_mut() {
                 Some(stage) => stage.instructions.push(other),
                 None => return Err(Error::NoBuildStage { span: node.span }),

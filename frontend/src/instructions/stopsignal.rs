@@ -13,21 +13,29 @@ pub struct StopSignalInstruction {
 
 pub(super) fn parse(req: &mut Request) -> Result<StopSignalInstruction, Error> {
     let [signal] = req.args.as_slice() else {
-        return Err(Error::ExactlyOneArgument { keyword: "STOPSIGNAL", span: req.span() });
+        return Err(Error::ExactlyOneArgument {
+            keyword: "STOPSIGNAL",
+            span: req.span(),
+        });
     };
     // BuildKit never parses STOPSIGNAL's flags: `STOPSIGNAL --x 9` is accepted.
-    Ok(StopSignalInstruction { origin: req.origin(), signal: signal.clone() })
+    Ok(StopSignalInstruction {
+        origin: req.origin(),
+        signal: signal.clone(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::node;
     use super::super::parse_instruction;
+    use super::super::test_support::node;
 
     #[test]
     fn one_argument_and_flags_ignored() {
         assert_eq!(
-            parse_instruction(&node("STOPSIGNAL", &[], &[])).unwrap_err().to_string(),
+            parse_instruction(&node("STOPSIGNAL", &[], &[]))
+                .unwrap_err()
+                .to_string(),
             "STOPSIGNAL requires exactly one argument"
         );
         assert!(parse_instruction(&node("STOPSIGNAL", &["--x"], &["9"])).is_ok());

@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(closest("Runn", names, false).as_deref(), Some("run"));
         assert_eq!(closest("FOO", names, false), None);
         assert_eq!(closest("run", names, false), None);
-        assert_eq!(closest("typ", ["type", "from"], true).as_deref(), Some("type"));
+        assert_eq!(
+            closest("typ", ["type", "from"], true).as_deref(),
+            Some("type")
+        );
         assert_eq!(suffix(&Some("x".into())), " (did you mean x?)");
     }
 }

@@ -13,11 +13,17 @@ pub struct UserInstruction {
 
 pub(super) fn parse(req: &mut Request) -> Result<UserInstruction, Error> {
     let [user] = req.args.as_slice() else {
-        return Err(Error::ExactlyOneArgument { keyword: "USER", span: req.span() });
+        return Err(Error::ExactlyOneArgument {
+            keyword: "USER",
+            span: req.span(),
+        });
     };
     let user = user.clone();
     req.parse_flags()?;
-    Ok(UserInstruction { origin: req.origin(), user })
+    Ok(UserInstruction {
+        origin: req.origin(),
+        user,
+    })
 }
 
 #[cfg(test)]
@@ -28,10 +34,13 @@ mod tests {
     #[test]
     fn one_argument() {
         assert_eq!(
-            parse_instruction(&node("USER", &[], &[])).unwrap_err().to_string(),
+            parse_instruction(&node("USER", &[], &[]))
+                .unwrap_err()
+                .to_string(),
             "USER requires exactly one argument"
         );
-        let Instruction::User(u) = parse_instruction(&node("user", &[], &["app:app"])).unwrap() else {
+        let Instruction::User(u) = parse_instruction(&node("user", &[], &["app:app"])).unwrap()
+        else {
             panic!("not USER")
         };
         assert_eq!(u.user, "app:app");

@@ -13,7 +13,10 @@ pub struct VolumeInstruction {
 
 pub(super) fn parse(req: &mut Request) -> Result<VolumeInstruction, Error> {
     if req.args.is_empty() {
-        return Err(Error::AtLeastOneArgument { keyword: "VOLUME", span: req.span() });
+        return Err(Error::AtLeastOneArgument {
+            keyword: "VOLUME",
+            span: req.span(),
+        });
     }
     req.parse_flags()?;
     let mut volumes = Vec::with_capacity(req.args.len());
@@ -24,7 +27,10 @@ pub(super) fn parse(req: &mut Request) -> Result<VolumeInstruction, Error> {
         }
         volumes.push(v.to_string());
     }
-    Ok(VolumeInstruction { origin: req.origin(), volumes })
+    Ok(VolumeInstruction {
+        origin: req.origin(),
+        volumes,
+    })
 }
 
 #[cfg(test)]
@@ -34,14 +40,22 @@ mod tests {
 
     #[test]
     fn volumes() {
-        let Instruction::Volume(v) = parse_instruction(&json_node("VOLUME", &[" /a ", "/b"])).unwrap() else {
+        let Instruction::Volume(v) =
+            parse_instruction(&json_node("VOLUME", &[" /a ", "/b"])).unwrap()
+        else {
             panic!("not VOLUME")
         };
         assert_eq!(v.volumes, vec!["/a", "/b"]);
-        let err = |args: &[&str]| parse_instruction(&json_node("VOLUME", args)).unwrap_err().to_string();
+        let err = |args: &[&str]| {
+            parse_instruction(&json_node("VOLUME", args))
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(err(&["  "]), "VOLUME specified can not be an empty string");
         assert_eq!(
-            parse_instruction(&node("VOLUME", &[], &[])).unwrap_err().to_string(),
+            parse_instruction(&node("VOLUME", &[], &[]))
+                .unwrap_err()
+                .to_string(),
             "VOLUME requires at least one argument"
         );
     }

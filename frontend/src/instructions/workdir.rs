@@ -13,11 +13,17 @@ pub struct WorkdirInstruction {
 
 pub(super) fn parse(req: &mut Request) -> Result<WorkdirInstruction, Error> {
     let [path] = req.args.as_slice() else {
-        return Err(Error::ExactlyOneArgument { keyword: "WORKDIR", span: req.span() });
+        return Err(Error::ExactlyOneArgument {
+            keyword: "WORKDIR",
+            span: req.span(),
+        });
     };
     let path = path.clone();
     req.parse_flags()?;
-    Ok(WorkdirInstruction { origin: req.origin(), path })
+    Ok(WorkdirInstruction {
+        origin: req.origin(),
+        path,
+    })
 }
 
 /// Joins `path` onto `current` like BuildKit's `system.NormalizeWorkdir` on Linux: an
@@ -49,14 +55,16 @@ pub fn clean_path(p: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::node;
     use super::super::parse_instruction;
+    use super::super::test_support::node;
     use super::*;
 
     #[test]
     fn one_argument() {
         assert_eq!(
-            parse_instruction(&node("WORKDIR", &[], &[])).unwrap_err().to_string(),
+            parse_instruction(&node("WORKDIR", &[], &[]))
+                .unwrap_err()
+                .to_string(),
             "WORKDIR requires exactly one argument"
         );
         assert!(parse_instruction(&node("WORKDIR", &["--x"], &["/a"])).is_err());

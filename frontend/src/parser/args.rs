@@ -47,19 +47,33 @@ enum Form {
     Ignore,
 }
 
+/// BuildKit's dispatch table: how each keyword's arguments are split.
+const FORMS: [(&str, Form); 18] = [
+    ("run", Form::JsonOrString),
+    ("copy", Form::JsonOrFields),
+    ("env", Form::NameValue("ENV")),
+    ("from", Form::Fields),
+    ("arg", Form::Words),
+    ("workdir", Form::String),
+    ("label", Form::NameValue("LABEL")),
+    ("cmd", Form::JsonOrString),
+    ("entrypoint", Form::JsonOrString),
+    ("add", Form::JsonOrFields),
+    ("user", Form::String),
+    ("expose", Form::Fields),
+    ("volume", Form::JsonOrFields),
+    ("healthcheck", Form::Health),
+    ("shell", Form::JsonOrString),
+    ("stopsignal", Form::String),
+    ("maintainer", Form::String),
+    ("onbuild", Form::SubCommand),
+];
+
 fn form_of(keyword: &str) -> Form {
-    match keyword.to_ascii_lowercase().as_str() {
-        "add" | "copy" | "volume" => Form::JsonOrFields,
-        "run" | "cmd" | "entrypoint" | "shell" => Form::JsonOrString,
-        "arg" => Form::Words,
-        "env" => Form::NameValue("ENV"),
-        "label" => Form::NameValue("LABEL"),
-        "from" | "expose" => Form::Fields,
-        "maintainer" | "user" | "workdir" | "stopsignal" => Form::String,
-        "healthcheck" => Form::Health,
-        "onbuild" => Form::SubCommand,
-        _ => Form::Ignore,
-    }
+    FORMS
+        .iter()
+        .find(|(name, _)| keyword.eq_ignore_ascii_case(name))
+        .map_or(Form::Ignore, |(_, form)| *form)
 }
 
 /// Parses one logical line (keyword, flags, arguments) with the `instruction` rule.

@@ -134,7 +134,7 @@ impl<'a> Driver<'a> {
                 });
             }
 
-            let mut node = self.node_from_line(&logical, span)?;
+            let mut node = self.node_from_line(&logical, span, 0)?;
             if can_contain_heredoc(&node) && logical.contains("<<") {
                 let docs = heredocs_from_line(&logical).map_err(|e| e.at(span))?;
                 for mut doc in docs {
@@ -222,39 +222,28 @@ impl<'a> Driver<'a> {
     }
 
     /// Parses a logical line; ONBUILD's argument is parsed again as a nested line.
-    fn node_from_line(&mut self, line: &str, span: Span) -> Result<Node, ParseError> {
-        // Nested ONBUILDs are parsed iteratively (innermost last). BuildKit accepts any depth
-        // here and rejects `ONBUILD ONBUILD` only when typing the instruction; we bound the
-        // depth so that dumping and dropping the nested nodes cannot exhaust the stack.
-        let mut chain = Vec::new();
-        let mut text = line.to_string();
-        loop {
-            if chain.len() > MAX_ONBUILD_DEPTH {
-                return Err(ParseError::OnbuildTooDeep { span });
-            }
-            let parsed = parse_line(&text, self.escape).map_err(|e| e.at(span))?;
-            let nested = parsed.onbuild.clone();
-            chain.push((parsed, text));
-            match nested {
-                Some(inner) => text = inner,
-                None => break,
-            }
+    /// BuildKit accepts any depth here and rejects `ONBUILD ONBUILD` only when typing the
+    /// instruction; we bound the depth so that no input can exhaust the stack.
+    fn node_from_line(&self, line: &str, span: Span, depth: usize) -> Result<Node, ParseError> {
+        if depth > MAX_ONBUILD_DEPTH {
+            return Err(ParseError::OnbuildTooDeep { span });
         }
-        let mut node: Option<Node> = None;
-        while let Some((parsed, original)) = chain.pop() {
-            node = Some(Node {
-                keyword: parsed.keyword,
-                flags: parsed.flags,
-                args: parsed.args,
-                onbuild: node.map(Box::new),
-                json: parsed.json,
-                heredocs: Vec::new(),
-                original,
-                comments: Vec::new(),
-                span,
-            });
-        }
-        Ok(node.unwrap_or_else(|| unreachable!("the chain holds at least the line itself")))
+        let parsed = parse_line(line, self.escape).map_err(|e| e.at(span))?;
+        let onbuild = match &parsed.onbuild {
+            Some(inner) => Some(Box::new(self.node_from_line(inner, span, depth + 1)?)),
+            None => None,
+        };
+        Ok(Node {
+            keyword: parsed.keyword,
+            flags: parsed.flags,
+            args: parsed.args,
+            onbuild,
+            json: parsed.json,
+            heredocs: Vec::new(),
+            original: line.to_string(),
+            comments: Vec::new(),
+            span,
+        })
     }
 }
 
