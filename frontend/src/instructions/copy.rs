@@ -1,8 +1,15 @@
 //! `COPY` and `ADD`: sources (paths, URLs, heredocs) and a destination, with their flags.
 
-use super::heredoc::{self, marker};
 use super::{Error, Origin, Request};
+use crate::parser::{chomp_heredoc_content, parse_heredoc};
+
 use std::collections::HashMap;
+
+/// BuildKit's `MustParseHeredoc`: the marker a word opens, if any (a marker whose name does
+/// not lex counts as none).
+fn marker(word: &str) -> Option<crate::parser::Heredoc> {
+    parse_heredoc(word).ok().flatten()
+}
 
 /// An inline file given as a heredoc source (`COPY <<EOF /dest`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +167,7 @@ fn sources_and_dest(req: &Request, keyword: &'static str) -> Result<SourcesAndDe
                 // A marker without a body (JSON form) copies an empty file, as in BuildKit.
                 let body = bodies.get(m.name.as_str()).copied().unwrap_or("");
                 let data = if m.chomp {
-                    heredoc::chomp(body)
+                    chomp_heredoc_content(body)
                 } else {
                     body.to_string()
                 };
@@ -184,7 +191,6 @@ fn sources_and_dest(req: &Request, keyword: &'static str) -> Result<SourcesAndDe
 mod tests {
     use super::super::test_support::{heredoc, node};
     use super::super::{parse_instruction, Instruction};
-    use super::*;
 
     #[test]
     fn copy_flags_and_heredocs() {

@@ -308,6 +308,16 @@ pub enum Error {
         /// Where.
         span: Span,
     },
+    /// A base image or `--from` image that is not a valid image reference.
+    #[error("failed to parse stage name {}: {message}", go_quote(name))]
+    InvalidReference {
+        /// The name, expanded.
+        name: String,
+        /// Why (distribution/reference's message).
+        message: String,
+        /// Where.
+        span: Span,
+    },
     /// `--target` naming no stage.
     #[error(
         "target stage {} could not be found{}",
@@ -522,6 +532,7 @@ impl Error {
             | PlatformExpansion { span, .. }
             | EmptyPlatform { span, .. }
             | InvalidPlatform { span, .. }
+            | InvalidReference { span, .. }
             | FromVariable { span }
             | InvalidStageIndex { span, .. }
             | CopyFromLaterStage { span, .. }

@@ -116,7 +116,7 @@ pub(super) fn parse(req: &mut Request) -> Result<HealthcheckInstruction, Error> 
 
 /// BuildKit's `parseOptInterval`: empty is 0, 0 is 0, anything else must be at least 1ms.
 fn interval_flag(req: &Request, id: FlagId, name: &str) -> Result<Duration, Error> {
-    parse_interval(&req.flags.string(id), name).map_err(|e| match e {
+    parse_interval(&req.flags.string(id)).map_err(|e| match e {
         IntervalError::Syntax(message) => Error::Duration {
             message,
             span: req.span(),
@@ -134,7 +134,7 @@ enum IntervalError {
     TooShort,
 }
 
-fn parse_interval(value: &str, _name: &str) -> Result<Duration, IntervalError> {
+fn parse_interval(value: &str) -> Result<Duration, IntervalError> {
     if value.is_empty() {
         return Ok(Duration::ZERO);
     }

@@ -42,7 +42,6 @@ mod from;
 mod git_ref;
 mod go_format;
 mod healthcheck;
-mod heredoc;
 mod key_value;
 mod label;
 mod maintainer;
@@ -50,6 +49,7 @@ mod mount;
 mod onbuild;
 mod platform;
 mod ports;
+mod reference;
 mod resolve;
 mod run;
 mod shell_instruction;
@@ -77,14 +77,16 @@ pub use flags::{BFlags, FlagError, FlagId, FlagKind};
 pub use from::FromInstruction;
 pub use git_ref::{is_git_source, is_http_source, parse_git_ref, GitRef, GitRefError};
 pub use healthcheck::{healthcheck_created_by, HealthConfig, HealthcheckInstruction};
-pub use heredoc::{chomp as chomp_heredoc, marker as heredoc_marker, HeredocMarker};
 pub use key_value::KeyValue;
 pub use label::LabelInstruction;
 pub use maintainer::MaintainerInstruction;
-pub use mount::{parse_mount, ram_in_bytes, Mount, MountError, MountSpec, MountType, ShareMode};
+pub use mount::{
+    parse_mount, ram_in_bytes, Mount, MountError, MountSpec, MountType, ShareMode, ValueExpander,
+};
 pub use onbuild::OnbuildInstruction;
 pub use platform::{parse_platform, Platform};
 pub use ports::{parse_port, parse_ports, PortError};
+pub use reference::{parse_image_reference, ImageReference};
 pub use resolve::{
     resolve, BaseImage, Dependency, DependencySource, Resolution, ResolveOptions, ResolvedStage,
     StageBase, DEFAULT_PATH,
@@ -393,8 +395,8 @@ mod tests {
             err.to_string(),
             "unknown instruction: runn (did you mean run?)"
         );
-        let err = parse_instruction(&node("FOO", &[], &["bar"])).unwrap_err();
-        assert_eq!(err.to_string(), "unknown instruction: FOO");
+        let err = parse_instruction(&node("XYZZY", &[], &["bar"])).unwrap_err();
+        assert_eq!(err.to_string(), "unknown instruction: XYZZY");
     }
 
     #[test]

@@ -260,6 +260,9 @@ pub enum MountError {
     },
 }
 
+/// Expands one option value with the stage's variables; errors are the expander's text.
+pub type ValueExpander<'a> = &'a mut dyn FnMut(&str) -> Result<String, String>;
+
 const ALL_KEYS: [&str; 19] = [
     "type",
     "from",
@@ -286,10 +289,7 @@ const ALL_KEYS: [&str; 19] = [
 ///
 /// Without an expander only `from=` is read (and checked for `$VAR`); with one, every value
 /// is expanded and the whole mount is parsed and validated.
-pub fn parse_mount(
-    value: &str,
-    mut expand: Option<&mut dyn FnMut(&str) -> Result<String, String>>,
-) -> Result<Mount, MountError> {
+pub fn parse_mount(value: &str, mut expand: Option<ValueExpander>) -> Result<Mount, MountError> {
     let fields = csv::fields(value).map_err(|message| MountError::Csv { message })?;
     let mut m = Mount::default();
     let mut ro_auto = true;

@@ -24,14 +24,15 @@ impl OnbuildInstruction {
 }
 
 pub(super) fn parse(req: &mut Request) -> Result<OnbuildInstruction, Error> {
-    let (Some(inner), Some(first)) = (&req.node.onbuild, req.args.first()) else {
+    let node = req.node;
+    let (Some(inner), Some(first)) = (&node.onbuild, req.args.first()) else {
         return Err(Error::AtLeastOneArgument {
             keyword: "ONBUILD",
             span: req.span(),
         });
     };
-    req.parse_flags()?;
     let trigger = first.trim().to_uppercase();
+    req.parse_flags()?;
     match trigger.as_str() {
         "ONBUILD" => return Err(Error::OnbuildChained { span: req.span() }),
         "MAINTAINER" | "FROM" => {
@@ -43,21 +44,27 @@ pub(super) fn parse(req: &mut Request) -> Result<OnbuildInstruction, Error> {
         _ => {}
     }
 
-    let mut expression = strip_onbuild_keyword(&req.node.original).to_string();
-    let heredocs = if req.node.heredocs.is_empty() {
+    let mut expression = strip_onbuild_keyword(&node.original).to_string();
+    let heredocs = if node.heredocs.is_empty() {
         &inner.heredocs
     } else {
-        &req.node.heredocs
+        &node.heredocs
     };
     for heredoc in heredocs {
         expression.push('\n');
         expression.push_str(&heredoc.content);
         expression.push_str(&heredoc.name);
     }
+    // The parser attaches heredoc bodies to the ONBUILD line; the trigger needs them when
+    // it fires (BuildKit re-parses the expression text, which carries them).
+    let mut trigger = inner.clone();
+    if trigger.heredocs.is_empty() {
+        trigger.heredocs = node.heredocs.clone();
+    }
     Ok(OnbuildInstruction {
         origin: req.origin(),
         expression,
-        trigger: inner.clone(),
+        trigger,
     })
 }
 

@@ -10,27 +10,24 @@
 //! 4. `--target` is looked up;
 //! 5. `COPY --from` and `RUN --mount=from=` give each stage its dependencies (images not
 //!    named as stages become external sources), and loops are rejected;
-//! 6. the stages reachable from the target are found, ONBUILD triggers of base stages
-//!    prepended;
+//! 6. every image reference (base images, `--from` images) is checked, the stages reachable
+//!    from the target are found, and ONBUILD triggers of base stages prepended;
 //! 7. each reachable stage is "dispatched" in file order: its words are expanded with the
 //!    ARG/ENV scope in force and the dispatch-time rules applied (mount options, chmod,
-//!    checksum, URL/Git sources, ports, stop signal, stages used before being defined).
+//!    checksum, URL/Git sources, ports, stop signal, stages used before being defined);
+//!    that step lives in `resolve/dispatch.rs`.
 //!
 //! What a base image contributes (ENV, WORKDIR, ONBUILD) is unknown here unless given in
 //! [`ResolveOptions::base_images`]; otherwise only BuildKit's default `PATH` is assumed.
 
-use super::chmod::validate_chmod;
-use super::digest::validate_digest;
 use super::epoch::{resolve_epoch, SourceDateEpoch};
-use super::git_ref::{is_http_source, parse_git_ref};
-use super::mount::{MountError, MountType};
-use super::ports::parse_ports;
-use super::signal::parse_signal;
+use super::reference::parse_image_reference;
 use super::stages::{MetaArg, Stage};
-use super::workdir::{clean_path, normalize_workdir};
 use super::{parse_instruction, parse_platform, suggest, Error, Instruction, Platform, Span};
 use crate::shell::{Env, EnvList, Lexer, ShellError};
 use std::collections::{BTreeMap, HashMap};
+
+mod dispatch;
 
 /// BuildKit's default `PATH` for Linux images that do not set one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -162,6 +159,10 @@ struct State {
     dispatched: bool,
     commands: Vec<Command>,
     onbuild_init: bool,
+    /// Its image reference (if any) was checked.
+    reference_checked: bool,
+    /// Where it is used from, for errors about it.
+    span: Span,
 }
 
 #[derive(Debug, Clone)]
@@ -418,6 +419,8 @@ impl<'a> Resolver<'a> {
                     })
                     .collect(),
                 onbuild_init: false,
+                reference_checked: false,
+                span,
             });
             if let Some(n) = stage.name() {
                 self.by_name.insert(n.to_lowercase(), i);
@@ -526,7 +529,7 @@ impl<'a> Resolver<'a> {
                         }
                         index as usize
                     }
-                    Err(_) => self.state_by_name(from),
+                    Err(_) => self.state_by_name(from, span),
                 };
                 Ok(vec![state])
             }
@@ -540,7 +543,7 @@ impl<'a> Resolver<'a> {
                     } else {
                         m.from.as_str()
                     };
-                    self.state_by_name(from)
+                    self.state_by_name(from, run.origin.span)
                 })
                 .collect()),
             _ => Ok(Vec::new()),
@@ -548,7 +551,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// The stage named `name` (case-insensitive), or a new external state for an image.
-    fn state_by_name(&mut self, name: &str) -> usize {
+    fn state_by_name(&mut self, name: &str, span: Span) -> usize {
         if let Some(&i) = self.by_name.get(&name.to_lowercase()) {
             return i;
         }
@@ -563,47 +566,54 @@ impl<'a> Resolver<'a> {
             dispatched: true,
             commands: Vec::new(),
             onbuild_init: true,
+            reference_checked: false,
+            span,
         });
         self.states.len() - 1
     }
 
-    /// BuildKit's `validateCircularDependency`.
+    /// BuildKit's `validateCircularDependency`: a depth-first walk from each state in
+    /// order; the first state from which a loop is reachable is named. Iterative, so a long
+    /// chain of stages cannot exhaust the stack.
     fn check_cycles(&self) -> Result<(), Error> {
-        let mut visited = vec![false; self.states.len()];
-        let mut on_path = vec![false; self.states.len()];
-        for start in 0..self.states.len() {
-            let mut trail = Vec::new();
-            if self.visit(start, &mut visited, &mut on_path, &mut trail) {
-                return Err(Error::CircularDependency {
-                    stage: self.states[start].display_name(),
-                    spans: trail,
-                });
+        let n = self.states.len();
+        let mut visited = vec![false; n];
+        let mut on_path = vec![false; n];
+        for start in 0..n {
+            if visited[start] {
+                continue;
+            }
+            visited[start] = true;
+            on_path[start] = true;
+            // (state, index of its next dependency); `trail` holds the edge into each frame
+            // but the first.
+            let mut stack = vec![(start, 0usize)];
+            let mut trail: Vec<Span> = Vec::new();
+            while let Some((state, next)) = stack.last_mut() {
+                let state = *state;
+                if let Some(&(dep, span)) = self.states[state].deps.get(*next) {
+                    *next += 1;
+                    if on_path[dep] {
+                        trail.push(span);
+                        return Err(Error::CircularDependency {
+                            stage: self.states[start].display_name(),
+                            spans: trail,
+                        });
+                    }
+                    if !visited[dep] {
+                        visited[dep] = true;
+                        on_path[dep] = true;
+                        trail.push(span);
+                        stack.push((dep, 0));
+                    }
+                } else {
+                    on_path[state] = false;
+                    stack.pop();
+                    trail.truncate(stack.len().saturating_sub(1));
+                }
             }
         }
         Ok(())
-    }
-
-    fn visit(
-        &self,
-        state: usize,
-        visited: &mut [bool],
-        on_path: &mut [bool],
-        trail: &mut Vec<Span>,
-    ) -> bool {
-        if visited[state] {
-            return false;
-        }
-        visited[state] = true;
-        on_path[state] = true;
-        for &(dep, span) in &self.states[state].deps {
-            trail.push(span);
-            if on_path[dep] || self.visit(dep, visited, on_path, trail) {
-                return true;
-            }
-            trail.pop();
-        }
-        on_path[state] = false;
-        false
     }
 
     // --- 6. reachability and ONBUILD ------------------------------------------------------
@@ -621,6 +631,7 @@ impl<'a> Resolver<'a> {
                 stack.extend(self.states[s].base);
                 stack.extend(self.states[s].deps.iter().map(|(d, _)| *d));
             }
+            self.check_references()?;
             let mut new_deps = false;
             for s in 0..self.states.len() {
                 if !self.states[s].reachable || self.states[s].onbuild_init {
@@ -635,6 +646,32 @@ impl<'a> Resolver<'a> {
                 return Ok(());
             }
         }
+    }
+
+    /// BuildKit parses every image reference (reachable or not) before resolving it.
+    fn check_references(&mut self) -> Result<(), Error> {
+        for s in 0..self.states.len() {
+            if std::mem::replace(&mut self.states[s].reference_checked, true) {
+                continue;
+            }
+            let state = &self.states[s];
+            let name = match state.stage {
+                Some(i) => match &self.bases[i] {
+                    StageBase::Image(name) => name,
+                    _ => continue,
+                },
+                None if state.image == "scratch" => continue,
+                None => &state.image,
+            };
+            if let Err(message) = parse_image_reference(name) {
+                return Err(Error::InvalidReference {
+                    name: name.clone(),
+                    message,
+                    span: state.span,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// BuildKit's `initOnBuildTriggers`: a base stage's ONBUILD instructions (or a known
@@ -686,353 +723,6 @@ impl<'a> Resolver<'a> {
         self.states[s].commands = commands;
         Ok(new_deps)
     }
-
-    // --- 7. dispatch ----------------------------------------------------------------------
-
-    fn dispatch_all(&mut self) -> Result<Vec<usize>, Error> {
-        let mut order = Vec::new();
-        for s in 0..self.states.len() {
-            let state = &self.states[s];
-            if !state.reachable || state.dispatched {
-                continue;
-            }
-            let Some(stage_index) = state.stage else {
-                continue;
-            };
-            self.states[s].dispatched = true;
-            self.dispatch_stage(s, stage_index)?;
-            order.push(stage_index);
-        }
-        Ok(order)
-    }
-
-    fn initial_scope(&self, s: usize, stage_index: usize) -> Scope {
-        if let Some(base) = self.states[s].base {
-            if let Some(Some(scope)) = self.states[base].stage.map(|i| &self.scopes[i]) {
-                return scope.clone();
-            }
-        }
-        let mut scope = Scope {
-            env: EnvList::new(),
-            working_dir: "/".to_string(),
-        };
-        if let StageBase::Image(name) = &self.bases[stage_index] {
-            if let Some(image) = self.options.base_images.get(name) {
-                scope.env = EnvList::from_entries(&image.env);
-                if !image.working_dir.is_empty() {
-                    scope.working_dir = normalize_workdir("/", &image.working_dir);
-                }
-            }
-        }
-        if scope.env.get("PATH").is_none() {
-            scope.env.set("PATH", DEFAULT_PATH);
-        }
-        scope
-    }
-
-    fn dispatch_stage(&mut self, s: usize, stage_index: usize) -> Result<(), Error> {
-        let mut scope = self.initial_scope(s, stage_index);
-        let commands = self.states[s].commands.clone();
-        let mut out = Vec::with_capacity(commands.len());
-        for command in commands {
-            out.push(self.dispatch(s, &mut scope, command)?);
-        }
-        self.expanded[stage_index] = out;
-        self.scopes[stage_index] = Some(scope);
-        Ok(())
-    }
-
-    fn word(&self, scope: &Scope, word: &str, span: Span) -> Result<String, Error> {
-        self.lexer
-            .process_word(word, &scope.env)
-            .map_err(|e| expansion(&e, word, span))
-    }
-
-    fn opt_word(
-        &self,
-        scope: &Scope,
-        word: &Option<String>,
-        span: Span,
-    ) -> Result<Option<String>, Error> {
-        match word {
-            Some(w) => Ok(Some(self.word(scope, w, span)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// One instruction: BuildKit's `Expand` of its words, then its dispatch-time checks.
-    fn dispatch(
-        &self,
-        s: usize,
-        scope: &mut Scope,
-        command: Command,
-    ) -> Result<Instruction, Error> {
-        let span = command.instruction.span();
-        let instruction = match command.instruction {
-            Instruction::Env(mut env) => {
-                // All pairs are expanded before any is set, as in BuildKit.
-                for pair in &mut env.pairs {
-                    pair.key = self.word(scope, &pair.key, span)?;
-                    pair.value = self.word(scope, &pair.value, span)?;
-                }
-                for pair in &env.pairs {
-                    scope.env.set(pair.key.clone(), pair.value.clone());
-                }
-                Instruction::Env(env)
-            }
-            Instruction::Label(mut label) => {
-                for pair in &mut label.pairs {
-                    pair.key = self.word(scope, &pair.key, span)?;
-                    pair.value = self.word(scope, &pair.value, span)?;
-                }
-                Instruction::Label(label)
-            }
-            Instruction::Workdir(mut workdir) => {
-                workdir.path = self.word(scope, &workdir.path, span)?;
-                scope.working_dir = normalize_workdir(&scope.working_dir, &workdir.path);
-                Instruction::Workdir(workdir)
-            }
-            Instruction::User(mut user) => {
-                user.user = self.word(scope, &user.user, span)?;
-                Instruction::User(user)
-            }
-            Instruction::Volume(mut volume) => {
-                for v in &mut volume.volumes {
-                    *v = self.word(scope, v, span)?;
-                    if v.is_empty() {
-                        return Err(Error::EmptyVolume { span });
-                    }
-                }
-                Instruction::Volume(volume)
-            }
-            Instruction::StopSignal(mut stop) => {
-                stop.signal = self.word(scope, &stop.signal, span)?;
-                if parse_signal(&stop.signal).is_none() {
-                    return Err(Error::InvalidSignal {
-                        signal: stop.signal,
-                        span,
-                    });
-                }
-                Instruction::StopSignal(stop)
-            }
-            Instruction::Expose(mut expose) => {
-                let mut words = Vec::new();
-                for port in &expose.ports {
-                    words.extend(
-                        self.lexer
-                            .process_words(port, &scope.env)
-                            .map_err(|e| expansion(&e, port, span))?,
-                    );
-                }
-                parse_ports(&words).map_err(|error| Error::Port { error, span })?;
-                expose.ports = words;
-                Instruction::Expose(expose)
-            }
-            Instruction::Arg(mut arg) => {
-                for def in &mut arg.args {
-                    let from_build = self.build_args.get(&def.key);
-                    if def.value.is_none() && from_build.is_none() {
-                        def.value = self.global_args.get(&def.key).map(str::to_string);
-                    } else if let Some(v) = from_build {
-                        def.value = Some(v.clone());
-                    } else if let Some(default) = &def.value {
-                        def.value = Some(self.word(scope, default, span)?);
-                    }
-                    if let Some(v) = &def.value {
-                        if !NON_ENV_ARGS.contains(&def.key.as_str()) {
-                            scope.env.set(def.key.clone(), v.clone());
-                        }
-                    }
-                }
-                Instruction::Arg(arg)
-            }
-            Instruction::Run(run) => {
-                let mut run = run;
-                let mut expand = |word: &str| {
-                    self.lexer
-                        .process_word(word, &scope.env)
-                        .map_err(|e| e.with_word(word))
-                };
-                let mut mounts = Vec::with_capacity(run.mounts.len());
-                for spec in &run.mounts {
-                    mounts.push(
-                        spec.resolve(&mut expand)
-                            .map_err(|error| Error::Mount { error, span })?,
-                    );
-                }
-                for (i, mount) in mounts.iter_mut().enumerate() {
-                    if mount.from.is_empty() && mount.kind == MountType::Cache {
-                        mount.from = "scratch".to_string();
-                    }
-                    if !mount.from.is_empty() {
-                        if let Some(&src) = command.sources.get(i) {
-                            if !self.is_dispatched(src) {
-                                return Err(Error::MountFromLaterStage {
-                                    from: mount.from.clone(),
-                                    target: mount.target.clone(),
-                                    span,
-                                });
-                            }
-                        }
-                    }
-                    match mount.kind {
-                        MountType::Secret => continue,
-                        MountType::Ssh => {
-                            if !mount.source.is_empty() {
-                                return Err(Error::Mount {
-                                    error: MountError::SshSource,
-                                    span,
-                                });
-                            }
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    // BuildKit keeps an absolute target as written and joins a relative one
-                    // onto the working directory.
-                    let target = if mount.target.starts_with('/') {
-                        mount.target.clone()
-                    } else {
-                        clean_path(&format!("/{}/{}", scope.working_dir, mount.target))
-                    };
-                    if target == "/" {
-                        return Err(Error::InvalidMountTarget { target, span });
-                    }
-                }
-                if !run.devices.is_empty() {
-                    return Err(Error::DeviceUnsupported { span });
-                }
-                run.mounts = run
-                    .mounts
-                    .into_iter()
-                    .zip(mounts)
-                    .map(|(mut spec, mount)| {
-                        spec.resolved = Some(mount);
-                        spec
-                    })
-                    .collect();
-                Instruction::Run(run)
-            }
-            Instruction::Copy(mut copy) => {
-                copy.chown = self.opt_word(scope, &copy.chown, span)?;
-                copy.chmod = self.opt_word(scope, &copy.chmod, span)?;
-                self.expand_files(scope, &mut copy.files, span)?;
-                if let Some(&src) = command.sources.first() {
-                    if !self.is_dispatched(src) {
-                        return Err(Error::CopyFromLaterStage {
-                            from: copy.from.clone().unwrap_or_default(),
-                            current: self.states[s].display_name(),
-                            span,
-                        });
-                    }
-                }
-                if let Some(chmod) = &copy.chmod {
-                    validate_chmod(chmod, span)?;
-                }
-                for source in &copy.files.paths {
-                    match parse_git_ref(source) {
-                        Err(e) if e.is_git => {
-                            return Err(Error::GitRef {
-                                message: e.message,
-                                span,
-                            })
-                        }
-                        Ok(git) if !git.indistinguishable_from_local => {
-                            return Err(Error::CopyGitSource { span })
-                        }
-                        _ => {}
-                    }
-                    if is_http_source(source) {
-                        return Err(Error::CopyUrlSource { span });
-                    }
-                }
-                Instruction::Copy(copy)
-            }
-            Instruction::Add(mut add) => {
-                add.chown = self.opt_word(scope, &add.chown, span)?;
-                add.chmod = self.opt_word(scope, &add.chmod, span)?;
-                add.checksum = self
-                    .opt_word(scope, &add.checksum, span)?
-                    .filter(|c| !c.is_empty());
-                self.expand_files(scope, &mut add.files, span)?;
-                if let Some(chmod) = &add.chmod {
-                    validate_chmod(chmod, span)?;
-                }
-                if add.checksum.is_some() {
-                    let [source] = add.files.paths.as_slice() else {
-                        return Err(Error::ChecksumMultipleSources { span });
-                    };
-                    if !is_http_source(source) && parse_git_ref(source).is_err() {
-                        return Err(Error::ChecksumSource { span });
-                    }
-                }
-                for source in &add.files.paths {
-                    match parse_git_ref(source) {
-                        Err(e) if e.is_git => {
-                            return Err(Error::GitRef {
-                                message: e.message,
-                                span,
-                            })
-                        }
-                        Ok(git) if !git.indistinguishable_from_local => {
-                            if let (Some(flag), Some(url)) = (add.keep_git_dir, git.keep_git_dir) {
-                                if flag != url {
-                                    return Err(Error::KeepGitDirConflict { span });
-                                }
-                            }
-                            if let Some(flag) = &add.checksum {
-                                if !git.checksum.is_empty() && *flag != git.checksum {
-                                    return Err(Error::ChecksumMismatch {
-                                        flag: flag.clone(),
-                                        url: git.checksum.clone(),
-                                        span,
-                                    });
-                                }
-                            }
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    if is_http_source(source) {
-                        if let Some(checksum) = &add.checksum {
-                            validate_digest(checksum)
-                                .map_err(|message| Error::Digest { message, span })?;
-                        }
-                    }
-                }
-                Instruction::Add(add)
-            }
-            other => other,
-        };
-        Ok(instruction)
-    }
-
-    /// `SourcesAndDest.Expand` and `ExpandRaw`: paths and destination with the stage's
-    /// lexer; heredoc bodies (unless quoted) with a `\` lexer that keeps quotes.
-    fn expand_files(
-        &self,
-        scope: &Scope,
-        files: &mut super::SourcesAndDest,
-        span: Span,
-    ) -> Result<(), Error> {
-        for path in &mut files.paths {
-            *path = self.word(scope, path, span)?;
-        }
-        files.dest = self.word(scope, &files.dest, span)?;
-        let raw = Lexer::new('\\').skip_process_quotes(true);
-        for content in &mut files.contents {
-            if content.expand {
-                content.data = raw
-                    .process_word(&content.data, &scope.env)
-                    .map_err(|e| expansion(&e, &content.data, span))?;
-            }
-        }
-        Ok(())
-    }
-
-    fn is_dispatched(&self, state: usize) -> bool {
-        self.states.get(state).is_some_and(|s| s.dispatched)
-    }
 }
 
 impl State {
@@ -1073,4 +763,472 @@ fn env_pairs(env: &EnvList) -> Vec<(String, String)> {
     env.keys()
         .map(|k| (k.to_string(), env.get(k).unwrap_or("").to_string()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse_stages, Instruction};
+    use super::*;
+
+    fn run(src: &str, options: ResolveOptions) -> Result<Resolution, String> {
+        let file = crate::parser::parse(src.as_bytes()).map_err(|e| format!("parse: {e}"))?;
+        let (stages, meta) = parse_stages(&file).map_err(|e| e.to_string())?;
+        let options = ResolveOptions {
+            escape: file.escape,
+            ..options
+        };
+        resolve(&stages, &meta, &options).map_err(|e| e.to_string())
+    }
+
+    fn ok(src: &str) -> Resolution {
+        run(src, ResolveOptions::default()).unwrap()
+    }
+
+    fn err(src: &str) -> String {
+        run(src, ResolveOptions::default()).unwrap_err()
+    }
+
+    fn with_args(args: &[(&str, &str)]) -> ResolveOptions {
+        ResolveOptions {
+            build_args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..ResolveOptions::default()
+        }
+    }
+
+    #[test]
+    fn bases_dependencies_and_order() {
+        let r = ok("FROM alpine AS base\nFROM base AS build\nRUN --mount=type=cache,target=/c x\nFROM scratch\nCOPY --from=build /a /\nCOPY --from=busybox:1 /bin/sh /\nCOPY --from=0 /b /\n");
+        assert_eq!(r.target, 2);
+        assert_eq!(r.order, vec![0, 1, 2]);
+        assert_eq!(r.stages[0].base, StageBase::Image("alpine".into()));
+        assert_eq!(r.stages[1].base, StageBase::Stage(0));
+        assert_eq!(r.stages[2].base, StageBase::Scratch);
+        assert_eq!(r.stages[2].name, "stage-2");
+        let sources: Vec<_> = r.stages[2]
+            .dependencies
+            .iter()
+            .map(|d| d.source.clone())
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                DependencySource::Stage(1),
+                DependencySource::Image("busybox:1".into()),
+                DependencySource::Stage(0)
+            ]
+        );
+        assert_eq!(
+            r.stages[1].dependencies[0].source,
+            DependencySource::Image("scratch".into())
+        );
+    }
+
+    #[test]
+    fn unreachable_stages_are_not_dispatched() {
+        let src = "FROM alpine AS unused\nCOPY --chmod=999 a /\nFROM alpine AS used\nRUN true\n";
+        let r = ok(src);
+        assert_eq!(r.order, vec![1]);
+        assert!(!r.stages[0].reachable && r.stages[0].instructions.is_empty());
+        let target_unused = ResolveOptions {
+            target: Some("UNUSED".into()),
+            ..ResolveOptions::default()
+        };
+        assert!(run(src, target_unused)
+            .unwrap_err()
+            .contains("invalid chmod parameter: '999'"));
+    }
+
+    #[test]
+    fn single_stage_has_no_name() {
+        assert_eq!(ok("FROM alpine\nRUN true\n").stages[0].name, "");
+        assert_eq!(ok("FROM alpine AS a\n").stages[0].name, "");
+    }
+
+    #[test]
+    fn meta_args_and_build_args() {
+        let src = "ARG TAG=3.19\nARG IMG=alpine:${TAG}\nFROM ${IMG} AS a\nARG TAG\nARG OTHER=x-$TAG\nRUN echo\n";
+        let r = ok(src);
+        assert_eq!(r.stages[0].base, StageBase::Image("alpine:3.19".into()));
+        let Instruction::Arg(arg) = &r.stages[0].instructions[1] else {
+            panic!("not ARG")
+        };
+        assert_eq!(arg.args[0].value.as_deref(), Some("x-3.19"));
+        let r = run(src, with_args(&[("TAG", "edge")])).unwrap();
+        assert_eq!(r.stages[0].base, StageBase::Image("alpine:edge".into()));
+        assert!(r.stages[0].env.contains(&("OTHER".into(), "x-edge".into())));
+        assert!(r
+            .global_args
+            .contains(&("IMG".into(), "alpine:edge".into())));
+    }
+
+    #[test]
+    fn env_expansion_follows_buildkit_order() {
+        let r = ok("FROM scratch\nENV A=1\nENV A=2 B=$A\nLABEL l=\"$B\"\nWORKDIR /app\nWORKDIR sub\nUSER ${A}\n");
+        let s = &r.stages[0];
+        assert!(s.env.contains(&("B".into(), "1".into())), "{:?}", s.env);
+        assert_eq!(s.working_dir, "/app/sub");
+        let Instruction::Label(l) = &s.instructions[2] else {
+            panic!("not LABEL")
+        };
+        assert_eq!(l.pairs[0].value, "1");
+        let Instruction::User(u) = &s.instructions[5] else {
+            panic!("not USER")
+        };
+        assert_eq!(u.user, "2");
+        assert!(s.env.iter().any(|(k, v)| k == "PATH" && v == DEFAULT_PATH));
+    }
+
+    #[test]
+    fn base_image_config_is_used_when_known() {
+        let mut options = ResolveOptions::default();
+        options.base_images.insert(
+            "img".into(),
+            BaseImage {
+                env: vec!["HOME=/root".into(), "PATH=/x".into()],
+                working_dir: "/w".into(),
+                onbuild: vec!["RUN echo from-image".into()],
+            },
+        );
+        let r = run(
+            "FROM img\nENV P=$HOME\nRUN --mount=type=bind,target=. x\n",
+            options.clone(),
+        )
+        .unwrap();
+        let s = &r.stages[0];
+        assert!(s.env.contains(&("P".into(), "/root".into())));
+        assert!(s.env.contains(&("PATH".into(), "/x".into())));
+        assert!(
+            matches!(s.instructions[0], Instruction::Run(_)),
+            "image trigger first"
+        );
+        assert_eq!(s.working_dir, "/w");
+        // Without the image's WORKDIR, a mount on `.` would cover the root.
+        assert_eq!(
+            err("FROM img\nRUN --mount=type=bind,target=. x\n"),
+            "invalid mount target \"/\""
+        );
+        options.base_images.get_mut("img").unwrap().onbuild = vec!["RUN a\nRUN b".into()];
+        assert_eq!(
+            run("FROM img\n", options).unwrap_err(),
+            "onbuild trigger should be a single expression"
+        );
+    }
+
+    #[test]
+    fn onbuild_triggers_of_base_stages_run_first() {
+        let r = ok("FROM alpine AS base\nONBUILD COPY --from=src /x /\nFROM alpine AS src\nFROM base\nRUN true\n");
+        assert_eq!(r.order, vec![0, 1, 2]);
+        let first = &r.stages[2].instructions[0];
+        assert!(matches!(first, Instruction::Copy(_)), "{first:?}");
+        assert_eq!(
+            r.stages[2].dependencies[0].source,
+            DependencySource::Stage(1)
+        );
+        let e = err("FROM alpine AS base\nONBUILD RUNN x\nFROM base\n");
+        assert_eq!(e, "unknown instruction: RUNN (did you mean RUN?)");
+    }
+
+    #[test]
+    fn later_stage_errors() {
+        assert_eq!(
+            err("FROM alpine AS a\nRUN --mount=from=b,target=/b x\nFROM alpine AS b\nFROM a\n"),
+            "cannot mount from stage \"b\" to \"/b\", stage needs to be defined before current command"
+        );
+        let target_a = ResolveOptions {
+            target: Some("a".into()),
+            ..ResolveOptions::default()
+        };
+        assert_eq!(
+            run(
+                "FROM alpine AS a\nCOPY --from=1 x /\nFROM alpine\n",
+                target_a
+            )
+            .unwrap_err(),
+            "cannot copy from stage \"1\", it needs to be defined before current stage \"a\""
+        );
+        assert_eq!(
+            err("FROM alpine AS a\nCOPY --from=b x /\nFROM alpine AS b\nCOPY --from=a y /\n"),
+            "circular dependency detected on stage: a"
+        );
+        assert_eq!(
+            err("FROM alpine\nCOPY --from=5 x /\n"),
+            "invalid stage index 5"
+        );
+        assert_eq!(
+            err("FROM alpine\nCOPY --from=-1 x /\n"),
+            "invalid stage index -1"
+        );
+    }
+
+    #[test]
+    fn from_lines() {
+        assert_eq!(
+            err("ARG P=\nFROM --platform=$P alpine\n"),
+            "empty platform value from expression $P"
+        );
+        assert_eq!(
+            err("FROM --platform=$BUILDPLATFROM alpine\n"),
+            "empty platform value from expression $BUILDPLATFROM (did you mean BUILDPLATFORM?)"
+        );
+        assert_eq!(
+            err("FROM --platform=bogus alpine\n"),
+            "failed to parse platform bogus: \"bogus\": unknown operating system or architecture: invalid argument"
+        );
+        let r = ok("FROM --platform=$BUILDPLATFORM alpine\n");
+        assert_eq!(r.stages[0].platform, Some(Platform::host()));
+        assert_eq!(
+            err("FROM ${X:?nobase}\n"),
+            "failed to process \"${X:?nobase}\": X: nobase"
+        );
+        // A base names a stage only by its exact (lower-case) name; otherwise it is an image.
+        assert_eq!(
+            err("FROM alpine AS build\nFROM Build\n"),
+            "failed to parse stage name \"Build\": invalid reference format: repository name (library/Build) must be lowercase"
+        );
+        assert_eq!(
+            err("FROM alpine\nCOPY --from=Some/Image x /\n"),
+            "failed to parse stage name \"Some/Image\": invalid reference format: repository name (Image) must be lowercase"
+        );
+    }
+
+    #[test]
+    fn copy_and_add_rules() {
+        assert_eq!(
+            err("FROM scratch\nCOPY --chmod=abc a /\n"),
+            "invalid syntax"
+        );
+        assert!(run(
+            "FROM scratch\nARG M=u+x\nCOPY --chmod=$M a /\n",
+            ResolveOptions::default()
+        )
+        .is_ok());
+        assert_eq!(
+            err("FROM scratch\nARG M=8\nADD --chmod=${M} a /\n"),
+            "invalid chmod parameter: '8'. it should be octal string and between 0 and 07777"
+        );
+        assert_eq!(
+            err("FROM scratch\nCOPY https://github.com/a/b.git /\n"),
+            "source can't be a git ref for COPY"
+        );
+        assert_eq!(
+            err("FROM scratch\nADD --checksum=sha256:abc a b /\n"),
+            "checksum can't be specified for multiple sources"
+        );
+        assert_eq!(
+            err("FROM scratch\nADD --checksum=sha256:abc https://example.com/f /\n"),
+            "invalid checksum digest length"
+        );
+        assert!(run(
+            "FROM scratch\nADD --checksum=abc123 https://github.com/a/b.git /\n",
+            ResolveOptions::default()
+        )
+        .is_ok());
+        assert_eq!(
+            err("FROM scratch\nADD --keep-git-dir=false https://github.com/a/b.git?keep-git-dir=true /\n"),
+            "inconsistent keep-git-dir configuration"
+        );
+        assert_eq!(
+            err("FROM scratch\nADD https://github.com/a/b.git?nope=1 /\n"),
+            "unexpected query \"nope\""
+        );
+        let r = ok("FROM scratch\nARG NAME=world\nCOPY <<EOF <<'RAW' /dst/\nhello $NAME\nEOF\nkeep $NAME\nRAW\n");
+        let Instruction::Copy(c) = &r.stages[0].instructions[1] else {
+            panic!("not COPY")
+        };
+        assert_eq!(c.files.contents[0].data, "hello world\n");
+        assert_eq!(c.files.contents[1].data, "keep $NAME\n");
+    }
+
+    #[test]
+    fn run_expose_stopsignal_volume() {
+        let r = ok("FROM scratch\nARG T=/cache\nRUN --mount=type=cache,target=$T,id=x x\n");
+        let Instruction::Run(run_instruction) = &r.stages[0].instructions[1] else {
+            panic!("not RUN")
+        };
+        let mount = run_instruction.mounts[0].resolved.as_ref().unwrap();
+        assert_eq!(
+            (
+                mount.target.as_str(),
+                mount.id.as_str(),
+                mount.from.as_str()
+            ),
+            ("/cache", "x", "scratch")
+        );
+        assert_eq!(
+            err("FROM scratch\nRUN --mount=type=ssh,src=x x\n"),
+            "ssh does not support source"
+        );
+        assert_eq!(
+            err("FROM scratch\nRUN --device=gpu x\n"),
+            "device feature is only supported in Dockerfile frontend 1.14.0-labs or later"
+        );
+        assert_eq!(
+            err("FROM scratch\nEXPOSE 80/xyz\n"),
+            "invalid port: \"80/xyz\": invalid proto: xyz"
+        );
+        assert_eq!(
+            err("FROM scratch\nSTOPSIGNAL SIGNOPE\n"),
+            "invalid signal: SIGNOPE"
+        );
+        assert!(run(
+            "FROM scratch\nARG S=9\nSTOPSIGNAL $S\n",
+            ResolveOptions::default()
+        )
+        .is_ok());
+        assert_eq!(
+            err("FROM scratch\nARG V\nVOLUME $V\n"),
+            "VOLUME specified can not be an empty string"
+        );
+    }
+
+    #[test]
+    fn source_date_epoch() {
+        let epoch = |src: &str, args: &[(&str, &str)]| {
+            run(src, with_args(args)).map(|r| r.source_date_epoch)
+        };
+        assert_eq!(
+            epoch("FROM scratch\n", &[("SOURCE_DATE_EPOCH", "+5")]),
+            Ok(Some(SourceDateEpoch::Unix(5)))
+        );
+        assert_eq!(
+            epoch("ARG SOURCE_DATE_EPOCH=context\nFROM scratch\n", &[]),
+            Ok(Some(SourceDateEpoch::Context))
+        );
+        assert_eq!(
+            epoch("FROM scratch\n", &[("SOURCE_DATE_EPOCH", "")]),
+            Ok(None)
+        );
+        let src = "FROM scratch AS src\nADD https://example.com/a.tar /\nFROM scratch\n";
+        assert_eq!(
+            epoch(src, &[("SOURCE_DATE_EPOCH", "SRC")]),
+            Ok(Some(SourceDateEpoch::Stage(0)))
+        );
+        let bad = "FROM alpine AS src\nADD https://example.com/a.tar /\nFROM scratch\n";
+        assert_eq!(
+            epoch(bad, &[("SOURCE_DATE_EPOCH", "src")]).unwrap_err(),
+            "SOURCE_DATE_EPOCH stage must use FROM scratch"
+        );
+        let bad = "FROM scratch AS src\nRUN x\nFROM scratch\n";
+        assert_eq!(
+            epoch(bad, &[("SOURCE_DATE_EPOCH", "src")]).unwrap_err(),
+            "SOURCE_DATE_EPOCH stage does not meet source-only requirements: unsupported RUN instruction"
+        );
+        let bad = "FROM scratch AS src\nADD ./local /\nFROM scratch\n";
+        assert_eq!(
+            epoch(bad, &[("SOURCE_DATE_EPOCH", "src")]).unwrap_err(),
+            "SOURCE_DATE_EPOCH stage source must be a single HTTP(S) or Git ADD"
+        );
+        // The normalised value reaches stage ARGs.
+        let r = run(
+            "FROM scratch\nARG SOURCE_DATE_EPOCH\n",
+            with_args(&[("SOURCE_DATE_EPOCH", "+7")]),
+        )
+        .unwrap();
+        assert!(r.stages[0]
+            .env
+            .contains(&("SOURCE_DATE_EPOCH".into(), "7".into())));
+    }
+
+    #[test]
+    fn long_chains_do_not_exhaust_the_stack() {
+        let mut src = String::from("FROM scratch AS s0\n");
+        for i in 1..3000 {
+            src.push_str(&format!(
+                "FROM scratch AS s{i}\nCOPY --from=s{} /a /\n",
+                i - 1
+            ));
+        }
+        let r = ok(&src);
+        assert_eq!(r.order.len(), 3000);
+    }
+
+    #[test]
+    fn onbuild_heredoc_triggers_keep_their_body() {
+        let r = ok("FROM alpine AS base\nONBUILD RUN <<EOF\necho hi\nEOF\nFROM base\n");
+        let Instruction::Run(run_instruction) = &r.stages[1].instructions[0] else {
+            panic!("not RUN")
+        };
+        assert_eq!(run_instruction.command.files[0].data, "echo hi\n");
+    }
+
+    #[test]
+    fn random_dockerfiles_never_panic() {
+        // A small deterministic generator over Dockerfile fragments (no fuzzing crate here).
+        const PARTS: [&str; 44] = [
+            "FROM ",
+            "scratch",
+            "alpine",
+            " AS ",
+            "b",
+            "--platform=",
+            "$BUILDPLATFORM",
+            "ARG ",
+            "X=",
+            "${X:-y}",
+            "${X:?e}",
+            "RUN ",
+            "--mount=",
+            "type=cache,",
+            "target=",
+            "from=b,",
+            "/",
+            ".",
+            "COPY ",
+            "ADD ",
+            "--from=",
+            "0",
+            "1",
+            "--chmod=",
+            "u+x",
+            "777",
+            "64a",
+            "--checksum=",
+            "sha256:",
+            "https://e.com/a.git",
+            "http://e.com/f",
+            "<<EOF",
+            "\nEOF\n",
+            "EXPOSE ",
+            "80/udp",
+            "1-2:3",
+            "ONBUILD ",
+            "ENV ",
+            "a=b",
+            "STOPSIGNAL ",
+            "9",
+            "WORKDIR ",
+            "\"",
+            "\n",
+        ];
+        let mut seed: u64 = 0x5eed;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..3000 {
+            let mut src = String::from("FROM alpine AS a\n");
+            for _ in 0..(next() % 30) {
+                src.push_str(PARTS[next() % PARTS.len()]);
+            }
+            let Ok(file) = crate::parser::parse(src.as_bytes()) else {
+                continue;
+            };
+            let Ok((stages, meta)) = parse_stages(&file) else {
+                continue;
+            };
+            for target in [None, Some("b".to_string())] {
+                let options = ResolveOptions {
+                    target,
+                    escape: file.escape,
+                    ..ResolveOptions::default()
+                };
+                let _ = resolve(&stages, &meta, &options);
+            }
+        }
+    }
 }

@@ -64,3 +64,63 @@ pub fn parse_stages(file: &Dockerfile) -> Result<(Vec<Stage>, Vec<MetaArg>), Err
     }
     Ok((stages, meta_args))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stages(src: &str) -> Result<(Vec<Stage>, Vec<MetaArg>), String> {
+        let file = crate::parser::parse(src.as_bytes()).map_err(|e| format!("parse: {e}"))?;
+        parse_stages(&file).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn grouping_and_doc_comments() {
+        // BuildKit's TestCommentsDetection.
+        let src = "# foo sets foo\nARG foo=bar\n\n# base defines first stage\nFROM busybox AS base\n# this is irrelevant\nARG foo\n# bar defines bar\n# baz is something else\nARG bar baz=123\n";
+        let (stages, meta) = stages(src).unwrap();
+        assert_eq!(stages.len(), 1);
+        assert_eq!(stages[0].from.doc_comment, "defines first stage");
+        assert_eq!(stages[0].name(), Some("base"));
+        assert_eq!(meta[0].args[0].key, "foo");
+        assert_eq!(meta[0].args[0].doc_comment, "sets foo");
+        let Instruction::Arg(first) = &stages[0].instructions[0] else {
+            panic!("not ARG")
+        };
+        assert_eq!(
+            (
+                first.args[0].key.as_str(),
+                first.args[0].doc_comment.as_str()
+            ),
+            ("foo", "")
+        );
+        let Instruction::Arg(second) = &stages[0].instructions[1] else {
+            panic!("not ARG")
+        };
+        assert_eq!(second.args[0].doc_comment, "defines bar");
+        assert_eq!(second.args[1].doc_comment, "is something else");
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            stages("ARG a\n").unwrap_err(),
+            "dockerfile contains no stages to build"
+        );
+        assert_eq!(
+            stages("RUN x\nFROM a\n").unwrap_err(),
+            "no build stage in current context"
+        );
+        let file = crate::parser::parse(b"FROM a\n\nRUNN x\n").unwrap();
+        let e = parse_stages(&file).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dockerfile parse error on line 3: unknown instruction: RUNN (did you mean RUN?)"
+        );
+        assert_eq!(
+            e.inner().to_string(),
+            "unknown instruction: RUNN (did you mean RUN?)"
+        );
+        assert_eq!(e.span().map(|s| s.start_line), Some(3));
+    }
+}

@@ -97,7 +97,11 @@ pub(crate) fn parse_line(line: &str, escape: char) -> Result<ParsedLine, ParseEr
     let keyword = line.split(is_sep).next().unwrap_or_default();
     let form = form_of(keyword);
     let single_pass = escape == '\\' && json_depth(line) <= MAX_JSON_DEPTH;
-    let rule = if single_pass { rule_of(form) } else { Rule::line_plain };
+    let rule = if single_pass {
+        rule_of(form)
+    } else {
+        Rule::line_plain
+    };
     let input = for_grammar(line, escape);
     let mut out = ParsedLine::default();
     let mut split = Split::default();
@@ -109,13 +113,19 @@ pub(crate) fn parse_line(line: &str, escape: char) -> Result<ParsedLine, ParseEr
     }
     let mut args_start = line.len();
     // Every rule accepts any non-empty trimmed text; an empty line has no keyword at all.
-    if let Some(pair) = DockerfileGrammar::parse(rule, &input).ok().and_then(|mut p| p.next()) {
+    if let Some(pair) = DockerfileGrammar::parse(rule, &input)
+        .ok()
+        .and_then(|mut p| p.next())
+    {
         for part in pair.into_inner() {
             match part.as_rule() {
                 // The swap keeps byte offsets, so spans index the original line too.
                 Rule::head => args_start = read_head(part, line, escape, &mut out),
                 Rule::json_array => split.json = Some(json_words(part)?),
-                Rule::field => split.fields.get_or_insert_with(Vec::new).push(part.as_str().to_string()),
+                Rule::field => split
+                    .fields
+                    .get_or_insert_with(Vec::new)
+                    .push(part.as_str().to_string()),
                 Rule::word => {
                     if let Some(word) = word_text(part, escape) {
                         split.words.get_or_insert_with(Vec::new).push(word);
@@ -312,21 +322,35 @@ fn word_text(word: Pair<'_, Rule>, escape: char) -> Option<String> {
 }
 
 /// ENV / LABEL: `k=v k2=v2` → k, v, "=", k2, v2, "="; legacy `k v w` → k, "v w", "".
-fn name_values(text: &str, words: Vec<String>, keyword: &'static str) -> Result<Vec<String>, ParseError> {
+fn name_values(
+    text: &str,
+    words: Vec<String>,
+    keyword: &'static str,
+) -> Result<Vec<String>, ParseError> {
     let Some(first) = words.first() else {
         return Ok(Vec::new());
     };
     if !first.contains('=') {
         let Some(at) = text.find(is_sep) else {
-            return Err(ParseError::MissingValue { keyword, span: Default::default() });
+            return Err(ParseError::MissingValue {
+                keyword,
+                span: Default::default(),
+            });
         };
         let value = text[at..].trim_start_matches(is_sep);
-        return Ok(vec![text[..at].to_string(), value.to_string(), String::new()]);
+        return Ok(vec![
+            text[..at].to_string(),
+            value.to_string(),
+            String::new(),
+        ]);
     }
     let mut out = Vec::with_capacity(words.len() * 3);
     for word in words {
         let Some((k, v)) = word.split_once('=') else {
-            return Err(ParseError::MissingEquals { word, span: Default::default() });
+            return Err(ParseError::MissingEquals {
+                word,
+                span: Default::default(),
+            });
         };
         out.extend([k.to_string(), v.to_string(), "=".to_string()]);
     }
@@ -398,7 +422,9 @@ fn json_words(array: Pair<'_, Rule>) -> Result<Option<Vec<String>>, ParseError> 
         }
     }
     if non_string {
-        return Err(ParseError::NotStringArray { span: Default::default() });
+        return Err(ParseError::NotStringArray {
+            span: Default::default(),
+        });
     }
     Ok(Some(words))
 }
@@ -515,23 +541,45 @@ mod tests {
         let p = parse_line("COPY --from=a` b [\"x\\\"y\"] z", '`').unwrap();
         assert_eq!(p.flags, vec!["--from=a b"]);
         assert_eq!(p.args, vec!["[\"x\\\"y\"]", "z"]);
-        assert_eq!(parse_line("ENV a=x` y b=\\", '`').unwrap().args, vec!["a", "x` y", "=", "b", "\\", "="]);
-        assert_eq!(parse_line(r#"CMD ["a\"b"]"#, '`').unwrap().args, vec!["a\"b"]);
+        assert_eq!(
+            parse_line("ENV a=x` y b=\\", '`').unwrap().args,
+            vec!["a", "x` y", "=", "b", "\\", "="]
+        );
+        assert_eq!(
+            parse_line(r#"CMD ["a\"b"]"#, '`').unwrap().args,
+            vec!["a\"b"]
+        );
     }
 
     #[test]
     fn single_pass_and_stand_alone_rules_agree() {
         let lines = [
-            "ADD a  b\tc", "COPY [\"a\", \"b\"]", "VOLUME", "RUN [\"a\" x", "CMD []", "ARG a=\"b c\" d\\",
-            "LABEL a b c", "ENV a=1 b='2 3'", "FROM x AS y", "EXPOSE 80 90/udp", "HEALTHCHECK CMD [\"a\"]",
-            "HEALTHCHECK --interval=1s NONE", "USER a b", "ONBUILD RUN x", "BOGUS a b",
+            "ADD a  b\tc",
+            "COPY [\"a\", \"b\"]",
+            "VOLUME",
+            "RUN [\"a\" x",
+            "CMD []",
+            "ARG a=\"b c\" d",
+            "LABEL a b c",
+            "ENV a=1 b='2 3'",
+            "FROM x AS y",
+            "EXPOSE 80 90/udp",
+            "HEALTHCHECK CMD [\"a\"]",
+            "HEALTHCHECK --interval=1s NONE",
+            "USER a b",
+            "ONBUILD RUN x",
+            "BOGUS a b",
         ];
         for text in lines {
             let fast = parse_line(text, '\\').unwrap();
             // The same line through line_plain + stand-alone rules (the backtick path, with no
             // escape tokens in the text, gives the same result as the default token).
             let slow = parse_line(text, '`').unwrap();
-            assert_eq!((fast.keyword, fast.flags, fast.args, fast.json, fast.onbuild), (slow.keyword, slow.flags, slow.args, slow.json, slow.onbuild), "{text}");
+            assert_eq!(
+                (fast.keyword, fast.flags, fast.args, fast.json, fast.onbuild),
+                (slow.keyword, slow.flags, slow.args, slow.json, slow.onbuild),
+                "{text}"
+            );
         }
     }
 
