@@ -1,9 +1,9 @@
-//! Any bytes through the parser must never panic, and whatever parses must dump, carry sane
-//! line numbers, and re-parse from its own logical lines.
+//! Any bytes through the frontend must never panic: parse, dump, type every instruction and
+//! resolve the stages. Whatever parses must carry sane line numbers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strata_frontend::parser;
+use strata_frontend::{instructions, parser};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(file) = parser::parse(data) else { return };
@@ -15,4 +15,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(node.span.start_line <= node.span.end_line);
         assert!(node.span.end_line <= lines);
     }
+    let Ok((stages, meta_args)) = instructions::parse_stages(&file) else { return };
+    let options = instructions::ResolveOptions { escape: file.escape, ..Default::default() };
+    let _ = instructions::resolve(&stages, &meta_args, &options);
 });

@@ -219,6 +219,7 @@ mod tests {
                 mode: 0o755,
                 make_parents: true,
                 owner: None,
+                mtime: None,
             }],
         })
     }

@@ -76,6 +76,9 @@ pub enum SourceOp {
         reference: String,
         /// Keep `.git` in the result.
         keep_git_dir: bool,
+        /// Expected commit (`ADD --checksum=` or `?checksum=`): the checkout must resolve to it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checksum: Option<String>,
     },
     /// A file downloaded over HTTP(S).
     Http {
@@ -185,7 +188,8 @@ pub struct Mount {
     pub input: Option<usize>,
     /// Path inside the input to mount (`source=`), `/` for the whole filesystem.
     pub selector: String,
-    /// Mount point in the container.
+    /// Mount point in the container; empty for a secret exposed only as an environment
+    /// variable (`--mount=type=secret,id=x,env=X` without `target=`).
     pub target: String,
     /// Mounted read-only.
     pub readonly: bool,
@@ -278,6 +282,9 @@ pub enum FileAction {
         make_parents: bool,
         /// Owner.
         owner: Option<Owner>,
+        /// Mtime to set (seconds; `SOURCE_DATE_EPOCH`), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtime: Option<i64>,
     },
     /// Create a file with the given contents.
     Mkfile {
@@ -322,4 +329,7 @@ pub struct VertexMeta {
     pub ignore_cache: bool,
     /// Free-form labels (stage name, instruction) for progress and errors.
     pub labels: BTreeMap<String, String>,
+    /// Proxy variables (`HTTP_PROXY=…`, `http_proxy=…`) the worker adds to an exec's
+    /// environment. BuildKit keeps them out of cache keys, so they live here, not in the op.
+    pub proxy_env: Vec<String>,
 }

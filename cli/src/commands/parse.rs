@@ -5,7 +5,7 @@ use crate::report;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use strata_frontend::parser;
+use strata_frontend::{instructions, parser};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,10 +29,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for w in &file.warnings {
         report::warning(&src, &w.short, w.span.start_line);
     }
+    // Typing every instruction catches what BuildKit reports before a build starts.
+    let stages = match instructions::parse_stages(&file) {
+        Ok((stages, _)) => stages,
+        Err(e) => {
+            let span = e.span().unwrap_or_default();
+            let column = (span.column > 0).then_some(span.column);
+            report::located(&src, &e.inner().to_string(), span.start_line, span.end_line, column);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     if args.dump {
         print!("{}", parser::dump(&file));
     } else {
-        println!("{}: {} instructions", src.name, file.nodes.len());
+        println!("{}: {} instructions in {} stages", src.name, file.nodes.len(), stages.len());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -111,6 +111,8 @@ pub struct ResolvedStage {
     /// BuildKit's name for it: the `AS` name, or `stage-N`; empty when the file has a single
     /// stage and no external sources.
     pub name: String,
+    /// Where its FROM is.
+    pub span: Span,
     /// Its base, expanded.
     pub base: StageBase,
     /// `--platform`, expanded and parsed.
@@ -124,6 +126,13 @@ pub struct ResolvedStage {
     /// pairs, ADD/COPY flags, paths and heredoc bodies, WORKDIR, USER, VOLUME, STOPSIGNAL,
     /// EXPOSE (word-split), ARG values in force, RUN mounts (parsed). Empty otherwise.
     pub instructions: Vec<Instruction>,
+    /// Parallel to `instructions`: what each one reads from other stages or images — one
+    /// entry for `COPY --from`, one per `--mount` for RUN (`Image("scratch")` for a mount
+    /// without `from=`), none otherwise.
+    pub sources: Vec<Vec<DependencySource>>,
+    /// How many of the first `instructions` are ONBUILD triggers of the base (stage or
+    /// image), which BuildKit runs before the stage's own instructions.
+    pub onbuild_triggers: usize,
     /// For reachable stages: the environment at the end of the stage (image ENV, ENV and
     /// ARG values), in definition order.
     pub env: Vec<(String, String)>,
@@ -159,6 +168,8 @@ struct State {
     dispatched: bool,
     commands: Vec<Command>,
     onbuild_init: bool,
+    /// How many of `commands` are ONBUILD triggers (they come first).
+    onbuild_triggers: usize,
     /// Its image reference (if any) was checked.
     reference_checked: bool,
     /// Where it is used from, for errors about it.
@@ -198,6 +209,8 @@ struct Resolver<'a> {
     platforms: Vec<Option<Platform>>,
     scopes: Vec<Option<Scope>>,
     expanded: Vec<Vec<Instruction>>,
+    /// Per stage, per expanded instruction: its sources.
+    expanded_sources: Vec<Vec<Vec<DependencySource>>>,
     global_args: EnvList,
     /// `--build-arg`s, as BuildKit updates them (SOURCE_DATE_EPOCH normalised).
     build_args: BTreeMap<String, String>,
@@ -215,6 +228,7 @@ impl<'a> Resolver<'a> {
             platforms: Vec::new(),
             scopes: vec![None; stages.len()],
             expanded: vec![Vec::new(); stages.len()],
+            expanded_sources: vec![Vec::new(); stages.len()],
             global_args: EnvList::new(),
             build_args: options.build_args.clone(),
         }
@@ -246,6 +260,7 @@ impl<'a> Resolver<'a> {
                 let scope = self.scopes[i].clone().unwrap_or_default();
                 ResolvedStage {
                     name: state.name.clone(),
+                    span: self.stages[i].span(),
                     base: self.bases[i].clone(),
                     platform: self.platforms[i].clone(),
                     dependencies: state
@@ -258,6 +273,12 @@ impl<'a> Resolver<'a> {
                         .collect(),
                     reachable: state.reachable,
                     instructions: std::mem::take(&mut self.expanded[i]),
+                    sources: std::mem::take(&mut self.expanded_sources[i]),
+                    onbuild_triggers: if state.reachable {
+                        state.onbuild_triggers
+                    } else {
+                        0
+                    },
                     env: env_pairs(&scope.env),
                     working_dir: scope.working_dir,
                 }
@@ -419,6 +440,7 @@ impl<'a> Resolver<'a> {
                     })
                     .collect(),
                 onbuild_init: false,
+                onbuild_triggers: 0,
                 reference_checked: false,
                 span,
             });
@@ -566,6 +588,7 @@ impl<'a> Resolver<'a> {
             dispatched: true,
             commands: Vec::new(),
             onbuild_init: true,
+            onbuild_triggers: 0,
             reference_checked: false,
             span,
         });
@@ -719,6 +742,7 @@ impl<'a> Resolver<'a> {
                 sources,
             });
         }
+        self.states[s].onbuild_triggers = commands.len();
         commands.append(&mut self.states[s].commands);
         self.states[s].commands = commands;
         Ok(new_deps)
@@ -923,6 +947,9 @@ mod tests {
         assert_eq!(r.order, vec![0, 1, 2]);
         let first = &r.stages[2].instructions[0];
         assert!(matches!(first, Instruction::Copy(_)), "{first:?}");
+        assert_eq!(r.stages[2].onbuild_triggers, 1);
+        assert_eq!(r.stages[2].sources[0], vec![DependencySource::Stage(1)]);
+        assert_eq!(r.stages[2].sources[1], Vec::<DependencySource>::new());
         assert_eq!(
             r.stages[2].dependencies[0].source,
             DependencySource::Stage(1)

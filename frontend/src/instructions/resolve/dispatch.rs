@@ -60,10 +60,19 @@ impl Resolver<'_> {
         let mut scope = self.initial_scope(s, stage_index);
         let commands = self.states[s].commands.clone();
         let mut out = Vec::with_capacity(commands.len());
+        let mut sources = Vec::with_capacity(commands.len());
         for command in commands {
+            sources.push(
+                command
+                    .sources
+                    .iter()
+                    .map(|&src| self.dependency_source(src))
+                    .collect(),
+            );
             out.push(self.dispatch(s, &mut scope, command)?);
         }
         self.expanded[stage_index] = out;
+        self.expanded_sources[stage_index] = sources;
         self.scopes[stage_index] = Some(scope);
         Ok(())
     }
