@@ -1,6 +1,37 @@
-//! `strata-oci`: the OCI image format and distribution.
+//! `strata-oci`: the OCI image format.
 //!
-//! Role: layer tar diffs (with whiteouts), compression (gzip, zstd), manifests, configs and
-//! indexes, OCI layouts and docker archives, and the registry client (pull, push, auth).
+//! Role: everything Strata needs to turn directories into images and images back into
+//! directories, as pure synchronous library code:
 //!
-//! Status: not built yet (the build-core and distribution issues fill it). No code on purpose.
+//! - [`digest`]: `sha256:` digests and hashing readers/writers;
+//! - [`canonical_json`]: Go-compatible canonical JSON, so digests are reproducible;
+//! - [`media_type`]: OCI and Docker media type names;
+//! - [`config`]: the image config (Docker-compatible superset of the OCI config);
+//! - [`manifest`]: manifests, indexes / manifest lists, descriptors, platforms;
+//! - [`compression`]: parallel deterministic gzip, multithreaded zstd, detection;
+//! - [`layer`]: directory → layer tar diff (overlay whiteouts → OCI whiteouts) and safe
+//!   layer unpacking;
+//! - [`archive`]: OCI image layouts (directory and tar) and `docker save` archives.
+//!
+//! CPU-heavy functions (layer writing and applying, archive reading and writing) are
+//! blocking and self-contained: callers run them on rayon or `spawn_blocking`. Compressors
+//! start their own worker threads and never use a shared pool, so they cannot deadlock it.
+//!
+//! The registry client (pull, push, auth) will live here too; it is not written yet.
+
+#![warn(missing_docs)]
+
+pub mod archive;
+pub mod canonical_json;
+pub mod compression;
+pub mod config;
+pub mod digest;
+pub mod layer;
+pub mod manifest;
+pub mod media_type;
+mod tar_format;
+
+pub use compression::{Compression, CompressionKind};
+pub use config::ImageConfig;
+pub use digest::Digest;
+pub use manifest::{Descriptor, ImageIndex, ImageManifest, Platform};
