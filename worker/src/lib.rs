@@ -1,7 +1,19 @@
 //! `strata-worker`: the implementation of the solver's `Worker` trait.
 //!
-//! Role: executes one op at a time — sources (scratch, images, local context, git, http),
-//! exec (through `strata-executor`), file actions, merge and diff — over snapshots from
-//! `strata-cache`, producing layers and blobs with `strata-oci`.
+//! Role: executes one op at a time — sources (scratch, images, the local context, git,
+//! http), exec (through `strata-executor`), file actions and merges — over snapshots kept by
+//! `strata-cache`, and exports results as images with `strata-oci`.
 //!
-//! Status: not built yet (the build-core and executor issues fill it). No code on purpose.
+//! Main parts:
+//! - [`context`]: the build context as the client gave it — a filtered walk (`.dockerignore`,
+//!   include patterns), content checksums of exactly the paths an op selects (the content part
+//!   of its cache key), with a stat cache so an unchanged file is not read twice.
+//! - [`file`]: BuildKit's file actions (COPY/ADD semantics, mkdir, mkfile, rm) written into a
+//!   new snapshot diff over a read-only layered view of the parent snapshots.
+//!
+//! Key decision: a vertex's result is a committed snapshot (an overlay-ready diff directory
+//! plus its parent chain), never a copied-out tree: RUN mounts the chain as overlay lowerdirs,
+//! COPY writes only what changes, and the exporter turns each diff into one layer.
+
+pub mod context;
+pub mod file;
