@@ -15,5 +15,7 @@ extern crate alloc;
 
 pub mod ignore;
 pub mod instructions;
+pub mod lint;
+pub mod lower;
 pub mod parser;
 pub mod shell;

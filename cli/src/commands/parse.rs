@@ -35,14 +35,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Err(e) => {
             let span = e.span().unwrap_or_default();
             let column = (span.column > 0).then_some(span.column);
-            report::located(&src, &e.inner().to_string(), span.start_line, span.end_line, column);
+            report::located(
+                &src,
+                &e.inner().to_string(),
+                span.start_line,
+                span.end_line,
+                column,
+            );
             return Ok(ExitCode::FAILURE);
         }
     };
     if args.dump {
         print!("{}", parser::dump(&file));
     } else {
-        println!("{}: {} instructions in {} stages", src.name, file.nodes.len(), stages.len());
+        println!(
+            "{}: {} instructions in {} stages",
+            src.name,
+            file.nodes.len(),
+            stages.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
