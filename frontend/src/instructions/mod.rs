@@ -56,7 +56,7 @@ mod shell_instruction;
 mod signal;
 mod stages;
 mod stopsignal;
-mod suggest;
+pub(crate) mod suggest;
 mod user;
 mod volume;
 mod workdir;

@@ -9,7 +9,7 @@ use super::reference;
 use super::rules;
 use super::scope::GlobalScope;
 use super::stages::Program;
-use super::suggestion;
+use crate::instructions::suggest;
 use super::BuildError;
 use crate::parser::{go_quote, Span};
 use crate::shell::{Env, Expansion, Lexer};
@@ -147,7 +147,7 @@ fn report_undeclared(
             continue;
         }
         let mut message = format!("FROM argument '{name}' is not declared");
-        if let Some(s) = suggestion::search(name, known.iter().copied(), true) {
+        if let Some(s) = suggest::closest(name, known.iter().copied(), true) {
             message.push_str(&format!(" (did you mean {s}?)"));
         }
         linter.run(config, &rules::UNDEFINED_ARG_IN_FROM, span, message);
@@ -211,7 +211,7 @@ fn report_constant_platform(
 fn suggest_any(unmatched: &BTreeSet<String>, scope: &GlobalScope) -> String {
     unmatched
         .iter()
-        .find_map(|name| suggestion::search(name, scope.args.keys(), true))
+        .find_map(|name| suggest::closest(name, scope.args.keys(), true))
         .map(|s| format!(" (did you mean {s}?)"))
         .unwrap_or_default()
 }

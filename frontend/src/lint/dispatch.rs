@@ -21,7 +21,7 @@ use super::scope::{GlobalScope, NON_ENV_ARGS};
 use super::secrets;
 use super::stage_graph::StageIndex;
 use super::stages::{arg_pairs, Program};
-use super::suggestion;
+use crate::instructions::suggest;
 use super::BuildError;
 use crate::parser::{go_quote, parse_heredoc, Node, Span};
 use crate::shell::{Env, EnvList, Lexer};
@@ -427,7 +427,7 @@ impl Dispatcher<'_> {
                 continue;
             }
             let mut message = format!("Usage of undefined variable '${name}'");
-            if let Some(s) = suggestion::search(name, ctx.state.env.keys(), true) {
+            if let Some(s) = suggest::closest(name, ctx.state.env.keys(), true) {
                 message.push_str(&format!(" (did you mean ${s}?)"));
             }
             self.linter

@@ -36,7 +36,6 @@ mod secrets;
 mod stage_graph;
 mod stage_names;
 mod stages;
-mod suggestion;
 
 pub use config::{CheckConfig, CheckConfigError, CheckOptions, ConfigError};
 pub use platform::Platform;

@@ -9,7 +9,7 @@ use super::definition_description;
 use super::flags;
 use super::linter::Linter;
 use super::rules;
-use super::suggestion;
+use crate::instructions::suggest;
 use super::BuildError;
 use crate::parser::{Dockerfile, Node};
 
@@ -97,7 +97,7 @@ pub(crate) fn split<'a>(
                 let options = INSTRUCTIONS.iter().map(|i| i.to_ascii_uppercase());
                 let options: Vec<String> = options.collect();
                 let hint =
-                    suggestion::search(&node.keyword, options.iter().map(String::as_str), false)
+                    suggest::closest(&node.keyword, options.iter().map(String::as_str), false)
                         .map(|s| format!(" (did you mean {s}?)"))
                         .unwrap_or_default();
                 return Err(parse_error(
