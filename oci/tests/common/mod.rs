@@ -243,6 +243,10 @@ pub fn tar_names(bytes: &[u8]) -> Vec<String> {
 
 /// Whether `tool` is installed (on PATH).
 pub fn has_tool(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
+    // CI installs every tool these tests use (scripts/test): there, absence is a failure,
+    // never a silent skip.
+    assert!(found || std::env::var_os("CI").is_none(), "{tool} is not installed in CI");
+    found
 }
