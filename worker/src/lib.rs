@@ -5,15 +5,21 @@
 //! `strata-cache`, and exports results as images with `strata-oci`.
 //!
 //! Main parts:
+//! - [`engine`]: [`engine::LocalWorker`], the `Worker` the solver drives: sources, file ops,
+//!   RUN in the executor's sandbox, cache records.
 //! - [`context`]: the build context as the client gave it — a filtered walk (`.dockerignore`,
 //!   include patterns), content checksums of exactly the paths an op selects (the content part
 //!   of its cache key), with a stat cache so an unchanged file is not read twice.
 //! - [`file`]: BuildKit's file actions (COPY/ADD semantics, mkdir, mkfile, rm) written into a
 //!   new snapshot diff over a read-only layered view of the parent snapshots.
+//! - [`image`]: images in the local store — load archives, unpack an image into snapshots,
+//!   export a snapshot chain and a config as an image, read and name stored images.
 //!
 //! Key decision: a vertex's result is a committed snapshot (an overlay-ready diff directory
 //! plus its parent chain), never a copied-out tree: RUN mounts the chain as overlay lowerdirs,
 //! COPY writes only what changes, and the exporter turns each diff into one layer.
 
 pub mod context;
+pub mod engine;
 pub mod file;
+pub mod image;

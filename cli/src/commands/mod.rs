@@ -1,7 +1,15 @@
 //! One module per subcommand.
 
+pub mod build;
 pub mod check;
+pub mod history;
+pub mod images;
+pub mod inspect;
+pub mod load;
 pub mod parse;
+pub mod rmi;
+pub mod save;
+pub mod tag;
 
 use anyhow::{Context, Result};
 use std::io::Read;

@@ -1,0 +1,123 @@
+//! Which layer blob holds a snapshot's diff: remembered when a layer is unpacked into a
+//! snapshot or a snapshot is turned into a layer, so neither is ever done twice.
+//!
+//! Main items: [`LayerRecord`] (the blob's descriptor and the diff id), [`remember`] and
+//! [`recall`].
+//!
+//! Key decision: the store maps blob → snapshot (`set_layer_blob` / `by_layer_blob`, which
+//! unpacking needs and which keeps the blob alive with the snapshot), but an export needs
+//! snapshot → blob. That direction is kept as a cache-index record under a key derived from
+//! the snapshot id (a blake3 key with its own context string, so it can never collide with a
+//! solver cache key); its payload is the descriptor and diff id. Like any cache record it is
+//! dropped by a prune or with its snapshot, and then the layer is simply written again — the
+//! tar is canonical, so it comes out with the same digest.
+
+use serde::{Deserialize, Serialize};
+use strata_cache::{CacheError, CacheKey, CacheValue, Lease, SnapshotError, SnapshotId, Store};
+use strata_oci::{Descriptor, Digest};
+
+const KEY_CONTEXT: &str = "strata-worker image layer-of-snapshot v1";
+
+/// Why a layer record could not be stored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerRecordError {
+    /// Mapping the blob to the snapshot failed.
+    #[error("cannot record layer blob {digest} for snapshot {snapshot}")]
+    Map {
+        /// The snapshot.
+        snapshot: SnapshotId,
+        /// The blob.
+        digest: Digest,
+        /// The cause.
+        #[source]
+        source: SnapshotError,
+    },
+    /// The cache index failed.
+    #[error("cannot {action} the layer record of snapshot {snapshot}")]
+    Index {
+        /// `store`, `read`.
+        action: &'static str,
+        /// The snapshot.
+        snapshot: SnapshotId,
+        /// The cause.
+        #[source]
+        source: CacheError,
+    },
+}
+
+/// The layer blob of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerRecord {
+    /// The blob (media type as stored: OCI or Docker, compressed or not).
+    pub descriptor: Descriptor,
+    /// The digest of the uncompressed tar.
+    pub diff_id: Digest,
+}
+
+fn key(snapshot: &SnapshotId) -> CacheKey {
+    blake3::derive_key(KEY_CONTEXT, snapshot.as_str().as_bytes())
+}
+
+/// Records that `layer` holds the diff of `snapshot` (both directions). The blob must be in
+/// the content store and the snapshot committed.
+pub fn remember(
+    store: &Store,
+    snapshot: &SnapshotId,
+    layer: &LayerRecord,
+) -> Result<(), LayerRecordError> {
+    let digest = layer.descriptor.digest;
+    store
+        .snapshots()
+        .set_layer_blob(snapshot, &digest)
+        .map_err(|source| LayerRecordError::Map {
+            snapshot: snapshot.clone(),
+            digest,
+            source,
+        })?;
+    let value = CacheValue {
+        snapshot: Some(snapshot.clone()),
+        blobs: vec![digest],
+        payload: serde_json::to_vec(layer).expect("layer record serializes"),
+    };
+    store
+        .cache()
+        .put(&key(snapshot), &value)
+        .map_err(|source| LayerRecordError::Index {
+            action: "store",
+            snapshot: snapshot.clone(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// The layer recorded for `snapshot`, with its blob leased, if the record and the blob are
+/// still there.
+pub fn recall(
+    store: &Store,
+    snapshot: &SnapshotId,
+    lease: &Lease,
+) -> Result<Option<LayerRecord>, LayerRecordError> {
+    let found = store
+        .cache()
+        .get(&key(snapshot), Some(lease))
+        .map_err(|source| LayerRecordError::Index {
+            action: "read",
+            snapshot: snapshot.clone(),
+            source,
+        })?;
+    let Some(record) = found else {
+        return Ok(None);
+    };
+    // A payload that does not parse (another version wrote it) is treated as absent: the
+    // layer is rewritten and the record replaced.
+    let Ok(layer) = serde_json::from_slice::<LayerRecord>(&record.value.payload) else {
+        return Ok(None);
+    };
+    if record.value.snapshot.as_ref() != Some(snapshot)
+        || !store.content().contains(&layer.descriptor.digest)
+    {
+        return Ok(None);
+    }
+    Ok(Some(layer))
+}

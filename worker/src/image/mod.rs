@@ -1,0 +1,48 @@
+//! Images in the local store: load, unpack, export, and read them.
+//!
+//! Role: the worker's image half — everything between image formats (`strata-oci`) and the
+//! store (`strata-cache`):
+//!
+//! - [`load`]: `docker load` — OCI archives, `docker save` archives and OCI layout
+//!   directories into the content store, verified, then tagged;
+//! - [`unpack`]: a stored image → a chain of committed snapshots (the base of a `FROM`),
+//!   reusing layers already unpacked;
+//! - [`export`]: a snapshot chain and the lowered image config → layers, config, manifest,
+//!   tags (the result of a build);
+//! - [`save`]: `docker save` — stored images as docker or OCI archive tars, layers
+//!   compressed on the way out when asked;
+//! - [`details`]: reading a stored image (manifest chosen by platform, config, layers);
+//! - [`names`]: Docker's name normalisation and lookups by name or id;
+//! - [`config`]: the lowering's `Image` ↔ the OCI image config;
+//! - [`store_blobs`]: the content store as `strata-oci`'s blob source and sink;
+//! - [`layer_record`]: which layer blob holds which snapshot's diff.
+//!
+//! Key decision: a snapshot and a layer blob are two forms of the same layer, and each
+//! conversion is done once: unpacking records the blob a snapshot came from, exporting
+//! records the blob a snapshot became, and both directions are looked up before any tar is
+//! read or written. Layers in the local store are uncompressed tars; compression happens
+//! when an image leaves the machine.
+
+// Errors here carry their context (digests, paths, and the store's or format's own error with
+// its context); one is returned at most once per operation, next to disk I/O, so their size
+// costs nothing measurable, while boxing every cause would add allocations and noise.
+#![allow(clippy::result_large_err)]
+
+pub mod config;
+pub mod details;
+pub mod export;
+pub mod layer_record;
+pub mod load;
+pub mod names;
+pub mod save;
+pub mod store_blobs;
+pub mod unpack;
+
+pub use config::{from_oci_config, to_oci_config};
+pub use details::{host_platform, read_image, target_descriptor, ReadError, StoredImage};
+pub use export::{export_image, ExportError, ExportOptions, ExportedImage};
+pub use load::{load_archive, load_layout, LoadError, LoadedImage};
+pub use names::{familiar_name, find_image, normalize_name, normalize_tag, NameError};
+pub use save::{save_images, ArchiveFormat, SaveError, SaveImage, SaveOptions};
+pub use store_blobs::{StoreBlobError, StoreBlobs};
+pub use unpack::{unpack_image, unpack_manifest, UnpackError, UnpackedImage};
