@@ -46,7 +46,11 @@ pub struct Renderer<W: Write> {
 impl<W: Write> Renderer<W> {
     /// A renderer writing to `out`.
     pub fn new(mode: Mode, out: W) -> Self {
-        Self { mode, out, vertices: HashMap::new() }
+        Self {
+            mode,
+            out,
+            vertices: HashMap::new(),
+        }
     }
 
     /// Renders one event. Write errors (a closed pipe) are ignored: progress is advisory.
@@ -63,7 +67,11 @@ impl<W: Write> Renderer<W> {
         let mut new = false;
         let state = self.vertices.entry(event.vertex).or_insert_with(|| {
             new = true;
-            VertexState { number: next, started: None, partial: Vec::new() }
+            VertexState {
+                number: next,
+                started: None,
+                partial: Vec::new(),
+            }
         });
         (state, new)
     }
@@ -79,7 +87,9 @@ impl<W: Write> Renderer<W> {
             EventKind::Cached => text.push_str(&format!("#{n} CACHED\n")),
             EventKind::Started => state.started = Some(event.at),
             EventKind::Log { data, .. } => {
-                let since = state.started.map_or(0.0, |s| event.at.duration_since(s).as_secs_f64());
+                let since = state
+                    .started
+                    .map_or(0.0, |s| event.at.duration_since(s).as_secs_f64());
                 state.partial.extend_from_slice(data);
                 while let Some(pos) = state.partial.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = state.partial.drain(..=pos).collect();
@@ -100,7 +110,10 @@ impl<W: Write> Renderer<W> {
         // A blank line between vertices, as buildx separates its blocks.
         if matches!(
             event.kind,
-            EventKind::Cached | EventKind::Completed { .. } | EventKind::Failed { .. } | EventKind::Canceled
+            EventKind::Cached
+                | EventKind::Completed { .. }
+                | EventKind::Failed { .. }
+                | EventKind::Canceled
         ) {
             text.push('\n');
         }
@@ -120,9 +133,10 @@ impl<W: Write> Renderer<W> {
                     "data": String::from_utf8_lossy(data),
                 }),
             ),
-            EventKind::Completed { duration } => {
-                ("completed", serde_json::json!({ "duration": duration.as_secs_f64() }))
-            }
+            EventKind::Completed { duration } => (
+                "completed",
+                serde_json::json!({ "duration": duration.as_secs_f64() }),
+            ),
             EventKind::Failed { error } => ("error", serde_json::json!({ "error": error })),
             EventKind::Canceled => ("canceled", serde_json::Value::Null),
         };
@@ -153,7 +167,12 @@ mod tests {
     use std::time::Duration;
 
     fn event(vertex: u8, name: &str, kind: EventKind, at: Instant) -> Event {
-        Event { vertex: Digest([vertex; 32]), name: Arc::from(name), at, kind }
+        Event {
+            vertex: Digest([vertex; 32]),
+            name: Arc::from(name),
+            at,
+            kind,
+        }
     }
 
     #[test]
@@ -162,9 +181,19 @@ mod tests {
         let mut r = Renderer::new(Mode::Plain, Vec::new());
         r.event(&event(1, "[1/2] FROM busybox", EventKind::Cached, t0));
         r.event(&event(2, "[2/2] RUN echo hi", EventKind::Started, t0));
-        let log = EventKind::Log { stream: Stream::Stdout, data: b"hi\npart".to_vec() };
-        r.event(&event(2, "[2/2] RUN echo hi", log, t0 + Duration::from_millis(120)));
-        let done = EventKind::Completed { duration: Duration::from_millis(210) };
+        let log = EventKind::Log {
+            stream: Stream::Stdout,
+            data: b"hi\npart".to_vec(),
+        };
+        r.event(&event(
+            2,
+            "[2/2] RUN echo hi",
+            log,
+            t0 + Duration::from_millis(120),
+        ));
+        let done = EventKind::Completed {
+            duration: Duration::from_millis(210),
+        };
         r.event(&event(2, "[2/2] RUN echo hi", done, t0));
         let text = String::from_utf8(r.out).unwrap();
         assert_eq!(
@@ -176,7 +205,14 @@ mod tests {
     #[test]
     fn rawjson_is_one_object_per_line() {
         let mut r = Renderer::new(Mode::Rawjson, Vec::new());
-        r.event(&event(3, "x", EventKind::Failed { error: "boom".into() }, Instant::now()));
+        r.event(&event(
+            3,
+            "x",
+            EventKind::Failed {
+                error: "boom".into(),
+            },
+            Instant::now(),
+        ));
         let text = String::from_utf8(r.out).unwrap();
         let value: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(value["event"], "error");

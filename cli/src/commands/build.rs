@@ -74,8 +74,14 @@ fn key_values(items: &[String], from_env: bool) -> Result<BTreeMap<String, Strin
 
 /// The `.dockerignore` patterns for `dockerfile` in `context`.
 fn dockerignore(context: &Path, dockerfile: &Path) -> Result<Vec<String>> {
-    let name = dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let beside = dockerfile.parent().map(Path::to_path_buf).unwrap_or_default();
+    let name = dockerfile
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let beside = dockerfile
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let path_of = |c: &ignore::IgnoreFileCandidate| match c.location {
         ignore::IgnoreFileLocation::DockerfileSource => beside.join(&c.path),
         ignore::IgnoreFileLocation::Context => context.join(&c.path),
@@ -83,7 +89,8 @@ fn dockerignore(context: &Path, dockerfile: &Path) -> Result<Vec<String>> {
     match ignore::find_ignore_file(&name, |c| path_of(c).is_file()) {
         Some(found) => {
             let path = path_of(&found);
-            let data = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
+            let data = std::fs::read(&path)
+                .with_context(|| format!("failed to read {}", path.display()))?;
             Ok(ignore::read_ignore(&data))
         }
         None => Ok(Vec::new()),
@@ -106,7 +113,13 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
     }
     let located = |e: &instructions::Error| {
         let span = e.span().unwrap_or_default();
-        report::located(&src, &e.inner().to_string(), span.start_line.max(1), span.end_line, None);
+        report::located(
+            &src,
+            &e.inner().to_string(),
+            span.start_line.max(1),
+            span.end_line,
+            None,
+        );
         ExitCode::FAILURE
     };
     let (stages, meta_args) = match instructions::parse_stages(&file) {
@@ -148,10 +161,14 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
             let record = image::find_image(&store, name).map_err(|e| {
                 anyhow!("failed to resolve source metadata for {name}: {e} (pulling is not supported yet: strata load -i IMAGE.tar)")
             })?;
-            let stored = image::read_image(&store, &image::target_descriptor(&record.target), &platform)?;
+            let stored =
+                image::read_image(&store, &image::target_descriptor(&record.target), &platform)?;
             base_images.insert(
                 name.clone(),
-                BaseImageConfig { digest: Some(record.target.manifest.to_string()), image: image::from_oci_config(&stored.config) },
+                BaseImageConfig {
+                    digest: Some(record.target.manifest.to_string()),
+                    image: image::from_oci_config(&stored.config),
+                },
             );
         }
     }
@@ -178,8 +195,13 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
     };
 
     let executor = Executor::new(Backend::Native, store.root().join("v1").join("executor"))?;
-    let contexts = vec![(lower::CONTEXT_NAME.to_string(), args.context.clone(), lower_options.dockerignore.clone())];
-    let worker = Arc::new(LocalWorker::new(store.clone(), executor, contexts).map_err(|e| anyhow!("{e}"))?);
+    let contexts = vec![(
+        lower::CONTEXT_NAME.to_string(),
+        args.context.clone(),
+        lower_options.dockerignore.clone(),
+    )];
+    let worker =
+        Arc::new(LocalWorker::new(store.clone(), executor, contexts).map_err(|e| anyhow!("{e}"))?);
     let graph = Arc::new(lowered.graph);
     let mode = match args.progress {
         Mode::Auto if std::io::stderr().is_terminal() => Mode::Tty,
@@ -187,7 +209,9 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         other => other,
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let solved = runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let printer = tokio::spawn(async move {
@@ -196,11 +220,17 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
                 renderer.event(&event);
             }
         });
-        let mut options = SolveOptions { no_cache: args.no_cache, progress: Some(tx), ..Default::default() };
+        let mut options = SolveOptions {
+            no_cache: args.no_cache,
+            progress: Some(tx),
+            ..Default::default()
+        };
         if let Some(n) = args.max_parallelism {
             options.max_parallelism = n;
         }
-        let result = Solver::new(worker.clone()).solve(graph.clone(), lowered.target, options).await;
+        let result = Solver::new(worker.clone())
+            .solve(graph.clone(), lowered.target, options)
+            .await;
         let _ = printer.await;
         result
     });
@@ -222,11 +252,26 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
     let keys = solved.keys;
     let layer_of = |vertex| {
         let key = keys.get(&vertex)?;
-        store.cache().get(&key.0, None).ok().flatten()?.value.snapshot
+        store
+            .cache()
+            .get(&key.0, None)
+            .ok()
+            .flatten()?
+            .value
+            .snapshot
     };
-    let exported = image::export_image(&store, top.as_ref(), &lowered.config, layer_of, &args.tags, &ExportOptions::default())?;
-    for name in &exported.names {
-        eprintln!("naming to {name} done");
+    let exported = image::export_image(
+        &store,
+        top.as_ref(),
+        &lowered.config,
+        layer_of,
+        &args.tags,
+        &ExportOptions::default(),
+    )?;
+    if mode != Mode::Quiet {
+        for name in &exported.names {
+            eprintln!("naming to {name} done");
+        }
     }
     println!("{}", exported.config);
     if let Some(iidfile) = &args.iidfile {

@@ -52,7 +52,10 @@ macro_rules! require_sandbox {
         if let Some(why) = common::unavailable() {
             // CI installs what these tests need (scripts/test): a skip there would hide a
             // missing install behind a green run.
-            assert!(std::env::var_os("CI").is_none(), "sandbox tests cannot run in CI: {why}");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "sandbox tests cannot run in CI: {why}"
+            );
             eprintln!("skipped: {why}");
             return;
         }

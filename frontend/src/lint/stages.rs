@@ -9,8 +9,8 @@ use super::definition_description;
 use super::flags;
 use super::linter::Linter;
 use super::rules;
-use crate::instructions::suggest;
 use super::BuildError;
+use crate::instructions::suggest;
 use crate::parser::{Dockerfile, Node};
 
 /// The instructions BuildKit knows.

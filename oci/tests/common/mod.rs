@@ -247,6 +247,9 @@ pub fn has_tool(tool: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
     // CI installs every tool these tests use (scripts/test): there, absence is a failure,
     // never a silent skip.
-    assert!(found || std::env::var_os("CI").is_none(), "{tool} is not installed in CI");
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "{tool} is not installed in CI"
+    );
     found
 }

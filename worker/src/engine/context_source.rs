@@ -28,7 +28,9 @@ impl ContextSource {
     /// The context-relative form of a view path (`/a/b` → `a/b`, `/` → ``).
     fn relative(path: &Path) -> String {
         let text = path.to_string_lossy();
-        text.trim_start_matches('/').trim_end_matches('/').to_string()
+        text.trim_start_matches('/')
+            .trim_end_matches('/')
+            .to_string()
     }
 
     fn entry(&self, path: &Path) -> io::Result<Option<&Entry>> {
@@ -41,7 +43,10 @@ impl ContextSource {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{}: not found", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: not found", path.display()),
+    )
 }
 
 fn stat_of(entry: &Entry) -> Stat {
@@ -55,7 +60,10 @@ fn stat_of(entry: &Entry) -> Stat {
         EntryKind::CharDevice => FileKind::CharDevice,
         EntryKind::BlockDevice => FileKind::BlockDevice,
     };
-    let time = Timespec { sec: meta.mtime.sec, nsec: meta.mtime.nsec };
+    let time = Timespec {
+        sec: meta.mtime.sec,
+        nsec: meta.mtime.nsec,
+    };
     Stat {
         kind,
         mode: meta.mode & 0o7777,
@@ -76,7 +84,10 @@ impl SourceFs for ContextSource {
         if rel.is_empty() || rel == "." {
             // The context root: a directory owned by root.
             let meta = self.context.metadata(".").map_err(io::Error::other)?;
-            let time = Timespec { sec: meta.mtime.sec, nsec: meta.mtime.nsec };
+            let time = Timespec {
+                sec: meta.mtime.sec,
+                nsec: meta.mtime.nsec,
+            };
             return Ok(Some(Stat {
                 kind: FileKind::Dir,
                 mode: meta.mode & 0o7777,
@@ -94,7 +105,11 @@ impl SourceFs for ContextSource {
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
         let rel = Self::relative(path);
-        let depth = if rel.is_empty() { 0 } else { rel.split('/').count() };
+        let depth = if rel.is_empty() {
+            0
+        } else {
+            rel.split('/').count()
+        };
         let mut names: Vec<OsString> = self
             .selected
             .under(if rel.is_empty() { "." } else { &rel })
@@ -109,7 +124,10 @@ impl SourceFs for ContextSource {
 
     fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
         let entry = self.entry(path)?.ok_or_else(|| not_found(path))?;
-        entry.link_target.clone().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a symlink"))
+        entry
+            .link_target
+            .clone()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a symlink"))
     }
 
     fn open(&self, path: &Path) -> io::Result<File> {

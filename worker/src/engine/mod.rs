@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use strata_cache::{CacheValue, Lease, SnapshotId, Store};
 use strata_executor::{
-    CancelToken, Executor, MountSpec, Network, OutputSink, RunSpec, Rootfs, Security,
+    CancelToken, Executor, MountSpec, Network, OutputSink, Rootfs, RunSpec, Security,
 };
 use strata_solver::op::{ExecOp, FileOp, MountKind, NetworkMode, Op, SecurityMode, SourceOp};
 use strata_solver::progress::{Progress, Stream};
@@ -118,12 +118,19 @@ impl LocalWorker {
     }
 
     fn context(&self, name: &str) -> Result<Arc<Context>, EngineError> {
-        self.contexts.get(name).cloned().ok_or_else(|| EngineError::UnknownContext { name: name.into() })
+        self.contexts
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownContext { name: name.into() })
     }
 
     /// Records `snapshot` as the result of `key`.
     fn remember(&self, key: Digest, snapshot: &SnapshotId) -> Result<(), BoxError> {
-        let value = CacheValue { snapshot: Some(snapshot.clone()), blobs: Vec::new(), payload: Vec::new() };
+        let value = CacheValue {
+            snapshot: Some(snapshot.clone()),
+            blobs: Vec::new(),
+            payload: Vec::new(),
+        };
         self.store.cache().put(&key.0, &value)?;
         Ok(())
     }
@@ -152,39 +159,61 @@ fn selection_of(op: &SourceOp) -> Result<Selection, ContextError> {
 impl Worker for LocalWorker {
     type Ref = FsRef;
 
-    async fn content_key(&self, graph: &Graph, vertex: VertexId) -> Result<Option<Digest>, BoxError> {
+    async fn content_key(
+        &self,
+        graph: &Graph,
+        vertex: VertexId,
+    ) -> Result<Option<Digest>, BoxError> {
         match &graph.vertex(vertex).op {
             Op::Source(op @ SourceOp::Local { name, .. }) => {
                 let context = self.context(name)?;
                 let selection = selection_of(op)?;
-                let digest = tokio::task::spawn_blocking(move || context.checksum(&selection)).await??;
+                let digest =
+                    tokio::task::spawn_blocking(move || context.checksum(&selection)).await??;
                 Ok(Some(digest))
             }
             Op::Source(SourceOp::Image { reference, .. }) => {
-                let record = find_image(&self.store, reference).map_err(|e| {
-                    format!("{reference}: {e} (load it first: strata load -i IMAGE.tar)")
-                })?;
-                let text = record.target.manifest.to_string();
-                Ok(Some(Digest(*blake3::hash(text.as_bytes()).as_bytes())))
+                // Lowering pins `name:tag@sha256:…` to the manifest it resolved: key on that.
+                let manifest = match reference.rsplit_once('@') {
+                    Some((_, digest)) => digest.to_string(),
+                    None => find_image(&self.store, reference)
+                        .map_err(|e| {
+                            format!("{reference}: {e} (load it first: strata load -i IMAGE.tar)")
+                        })?
+                        .target
+                        .manifest
+                        .to_string(),
+                };
+                Ok(Some(Digest(*blake3::hash(manifest.as_bytes()).as_bytes())))
             }
             _ => Ok(None),
         }
     }
 
-    async fn load(&self, graph: &Graph, vertex: VertexId, key: Digest) -> Result<Option<FsRef>, BoxError> {
+    async fn load(
+        &self,
+        graph: &Graph,
+        vertex: VertexId,
+        key: Digest,
+    ) -> Result<Option<FsRef>, BoxError> {
         match &graph.vertex(vertex).op {
             Op::Source(SourceOp::Scratch) => Ok(Some(FsRef::Scratch)),
             Op::Source(op @ SourceOp::Local { name, .. }) => {
                 let context = self.context(name)?;
                 let selection = selection_of(op)?;
-                Ok(Some(FsRef::Context(Arc::new(ContextSelection { context, selection }))))
+                Ok(Some(FsRef::Context(Arc::new(ContextSelection {
+                    context,
+                    selection,
+                }))))
             }
             _ => {
                 let Some(record) = self.store.cache().get(&key.0, Some(&self.lease))? else {
                     return Ok(None);
                 };
                 match record.value.snapshot {
-                    Some(id) if self.store.snapshots().get(&id)?.is_some() => Ok(Some(FsRef::Snapshot(id))),
+                    Some(id) if self.store.snapshots().get(&id)?.is_some() => {
+                        Ok(Some(FsRef::Snapshot(id)))
+                    }
                     _ => Ok(None),
                 }
             }
@@ -195,8 +224,15 @@ impl Worker for LocalWorker {
         let vertex = job.graph.vertex(job.vertex);
         match &vertex.op {
             Op::Source(SourceOp::Image { reference, .. }) => {
-                let (store, reference, platform, lease) =
-                    (self.store.clone(), reference.clone(), self.platform.clone(), self.store.lease());
+                let pinned = reference
+                    .rsplit_once('@')
+                    .map_or(reference.as_str(), |(_, d)| d);
+                let (store, reference, platform, lease) = (
+                    self.store.clone(),
+                    pinned.to_string(),
+                    self.platform.clone(),
+                    self.store.lease(),
+                );
                 let unpacked = tokio::task::spawn_blocking(move || {
                     let unpacked = image::unpack_image(&store, &reference, &platform, &lease);
                     // The lease ends here; the cache record below keeps the chain.
@@ -211,11 +247,17 @@ impl Worker for LocalWorker {
                     None => Ok(FsRef::Scratch),
                 }
             }
-            Op::Source(other) => Err(Box::new(EngineError::Unsupported { what: source_name(other) })),
+            Op::Source(other) => Err(Box::new(EngineError::Unsupported {
+                what: source_name(other),
+            })),
             Op::File(op) => self.file(op, &job).await,
             Op::Exec(op) => self.exec(op, &job, &vertex.meta.proxy_env).await,
-            Op::Merge => Err(Box::new(EngineError::Unsupported { what: "COPY --link".into() })),
-            Op::Diff => Err(Box::new(EngineError::Unsupported { what: "diff".into() })),
+            Op::Merge => Err(Box::new(EngineError::Unsupported {
+                what: "COPY --link".into(),
+            })),
+            Op::Diff => Err(Box::new(EngineError::Unsupported {
+                what: "diff".into(),
+            })),
         }
     }
 }
@@ -230,7 +272,11 @@ fn source_name(op: &SourceOp) -> String {
 
 impl LocalWorker {
     async fn file(&self, op: &FileOp, job: &Job<'_, FsRef>) -> Result<FsRef, BoxError> {
-        let base = if op.has_base { job.inputs.first().cloned().unwrap_or(FsRef::Scratch) } else { FsRef::Scratch };
+        let base = if op.has_base {
+            job.inputs.first().cloned().unwrap_or(FsRef::Scratch)
+        } else {
+            FsRef::Scratch
+        };
         let lowerdirs = self.lowerdirs(&base)?;
         let parent = Self::parent(&base).cloned();
         // Each input as a readable filesystem.
@@ -238,7 +284,9 @@ impl LocalWorker {
         for input in &job.inputs {
             sources.push(match input {
                 FsRef::Scratch => Box::new(LayeredView::scratch()),
-                FsRef::Snapshot(id) => Box::new(LayeredView::chain(self.store.snapshots().lowerdirs(id)?)),
+                FsRef::Snapshot(id) => {
+                    Box::new(LayeredView::chain(self.store.snapshots().lowerdirs(id)?))
+                }
                 FsRef::Context(sel) => {
                     let selected = sel.context.select(&sel.selection)?;
                     Box::new(ContextSource::new(sel.context.clone(), selected))
@@ -255,7 +303,11 @@ impl LocalWorker {
                 return Err(Box::new(e));
             }
             let record = store.snapshots().commit(prepared, None)?;
-            let value = CacheValue { snapshot: Some(record.id.clone()), blobs: Vec::new(), payload: Vec::new() };
+            let value = CacheValue {
+                snapshot: Some(record.id.clone()),
+                blobs: Vec::new(),
+                payload: Vec::new(),
+            };
             store.cache().put(&key.0, &value)?;
             Ok(record.id)
         })
@@ -263,7 +315,12 @@ impl LocalWorker {
         Ok(FsRef::Snapshot(id))
     }
 
-    async fn exec(&self, op: &ExecOp, job: &Job<'_, FsRef>, proxy_env: &[String]) -> Result<FsRef, BoxError> {
+    async fn exec(
+        &self,
+        op: &ExecOp,
+        job: &Job<'_, FsRef>,
+        proxy_env: &[String],
+    ) -> Result<FsRef, BoxError> {
         let base = job.inputs.first().cloned().unwrap_or(FsRef::Scratch);
         let mut lowerdirs = self.lowerdirs(&base)?;
         if lowerdirs.is_empty() {
@@ -273,7 +330,11 @@ impl LocalWorker {
         let lease = self.store.lease();
         let prepared = self.store.snapshots().prepare(parent.as_ref(), &lease)?;
         let mut spec = RunSpec::new(
-            Rootfs::Overlay { lowerdirs, upperdir: prepared.diff().to_path_buf(), workdir: prepared.work().to_path_buf() },
+            Rootfs::Overlay {
+                lowerdirs,
+                upperdir: prepared.diff().to_path_buf(),
+                workdir: prepared.work().to_path_buf(),
+            },
             op.args.clone(),
         );
         spec.env = op.env.iter().chain(proxy_env).cloned().collect();
@@ -292,20 +353,29 @@ impl LocalWorker {
         }
         for mount in op.mounts.iter().skip(1) {
             spec.mounts.push(match &mount.kind {
-                MountKind::Tmpfs { size } => MountSpec::Tmpfs { target: mount.target.clone(), size: (*size > 0).then_some(*size) },
+                MountKind::Tmpfs { size } => MountSpec::Tmpfs {
+                    target: mount.target.clone(),
+                    size: (*size > 0).then_some(*size),
+                },
                 MountKind::Cache { id, .. } => MountSpec::Bind {
                     source: self.store.cache_mounts().get_or_create(id, &lease)?,
                     target: mount.target.clone(),
                     readonly: false,
                 },
                 MountKind::Bind => {
-                    return Err(Box::new(EngineError::Unsupported { what: "RUN --mount=type=bind".into() }))
+                    return Err(Box::new(EngineError::Unsupported {
+                        what: "RUN --mount=type=bind".into(),
+                    }))
                 }
                 MountKind::Secret { .. } => {
-                    return Err(Box::new(EngineError::Unsupported { what: "RUN --mount=type=secret".into() }))
+                    return Err(Box::new(EngineError::Unsupported {
+                        what: "RUN --mount=type=secret".into(),
+                    }))
                 }
                 MountKind::Ssh { .. } => {
-                    return Err(Box::new(EngineError::Unsupported { what: "RUN --mount=type=ssh".into() }))
+                    return Err(Box::new(EngineError::Unsupported {
+                        what: "RUN --mount=type=ssh".into(),
+                    }))
                 }
             });
         }

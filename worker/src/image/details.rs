@@ -25,7 +25,7 @@ pub enum ReadError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: ContentError,
+        source: Box<ContentError>,
     },
     /// The manifest or index does not parse.
     #[error("invalid manifest {digest}")]
@@ -34,7 +34,7 @@ pub enum ReadError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: ManifestError,
+        source: Box<ManifestError>,
     },
     /// The config does not parse.
     #[error("invalid image config {digest}")]
@@ -43,7 +43,7 @@ pub enum ReadError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: ConfigError,
+        source: Box<ConfigError>,
     },
     /// An index has no manifest for the platform.
     #[error("image index {digest} has no manifest for {wanted} (it has: {available})")]
@@ -170,7 +170,7 @@ fn read_blob(store: &Store, what: &'static str, digest: &Digest) -> Result<Vec<u
         .map_err(|source| ReadError::Content {
             what,
             digest: *digest,
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -191,7 +191,7 @@ pub fn read_image(
             ManifestDocument::from_json(&descriptor.media_type, &bytes).map_err(|source| {
                 ReadError::Manifest {
                     digest: descriptor.digest,
-                    source,
+                    source: Box::new(source),
                 }
             })?;
         match document {
@@ -225,7 +225,7 @@ pub fn read_image(
                 let config =
                     ImageConfig::from_json(&bytes).map_err(|source| ReadError::Config {
                         digest: config_digest,
-                        source,
+                        source: Box::new(source),
                     })?;
                 if descriptor.media_type.is_empty() {
                     descriptor.media_type = if manifest.media_type.is_empty() {

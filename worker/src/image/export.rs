@@ -53,7 +53,7 @@ pub enum ExportError {
         name: String,
         /// Why.
         #[source]
-        source: NameError,
+        source: Box<NameError>,
     },
     /// The snapshot chain cannot be read or leased.
     #[error("cannot {action} snapshot {snapshot}")]
@@ -64,7 +64,7 @@ pub enum ExportError {
         snapshot: SnapshotId,
         /// The cause.
         #[source]
-        source: SnapshotError,
+        source: Box<SnapshotError>,
     },
     /// A snapshot or blob could not be leased.
     #[error("cannot lease {what}")]
@@ -73,7 +73,7 @@ pub enum ExportError {
         what: String,
         /// The cause.
         #[source]
-        source: LeaseError,
+        source: Box<LeaseError>,
     },
     /// A diff directory could not be read.
     #[error("cannot read diff directory {path}")]
@@ -91,7 +91,7 @@ pub enum ExportError {
         snapshot: SnapshotId,
         /// The cause.
         #[source]
-        source: WriteError,
+        source: Box<WriteError>,
     },
     /// Storing a blob failed.
     #[error("cannot store the {what}")]
@@ -100,21 +100,21 @@ pub enum ExportError {
         what: String,
         /// The cause.
         #[source]
-        source: StoreBlobError,
+        source: Box<StoreBlobError>,
     },
     /// The config could not be encoded.
     #[error("cannot encode the image config")]
     Config {
         /// The cause.
         #[source]
-        source: ConfigError,
+        source: Box<ConfigError>,
     },
     /// The manifest could not be encoded.
     #[error("cannot encode the image manifest")]
     Manifest {
         /// The cause.
         #[source]
-        source: ManifestError,
+        source: Box<ManifestError>,
     },
     /// Storing a small blob failed.
     #[error("cannot store the image {what}")]
@@ -123,7 +123,7 @@ pub enum ExportError {
         what: &'static str,
         /// The cause.
         #[source]
-        source: strata_cache::ContentError,
+        source: Box<strata_cache::ContentError>,
     },
     /// The snapshot → layer record failed.
     #[error(transparent)]
@@ -135,7 +135,7 @@ pub enum ExportError {
         name: String,
         /// The cause.
         #[source]
-        source: ImageError,
+        source: Box<ImageError>,
     },
 }
 
@@ -188,7 +188,7 @@ pub fn export_image(
     for name in names {
         let tag = normalize_tag(name).map_err(|source| ExportError::Name {
             name: name.clone(),
-            source,
+            source: Box::new(source),
         })?;
         if !tags.contains(&tag) {
             tags.push(tag);
@@ -202,7 +202,7 @@ pub fn export_image(
             .add_snapshot(top)
             .map_err(|source| ExportError::Lease {
                 what: format!("snapshot {top}"),
-                source,
+                source: Box::new(source),
             })?;
         chain = store
             .snapshots()
@@ -210,7 +210,7 @@ pub fn export_image(
             .map_err(|source| ExportError::Snapshot {
                 action: "read the chain of",
                 snapshot: top.clone(),
-                source,
+                source: Box::new(source),
             })?;
         chain.reverse();
     }
@@ -228,30 +228,30 @@ pub fn export_image(
     image.created = created.clone();
     image.rootfs.diff_ids = layers.iter().map(|l| l.diff_id).collect();
     image.history = history(config, &layers, &layer_of_history, created.as_deref());
-    let config_bytes = image
-        .to_json()
-        .map_err(|source| ExportError::Config { source })?;
+    let config_bytes = image.to_json().map_err(|source| ExportError::Config {
+        source: Box::new(source),
+    })?;
     let config_info = store
         .content()
         .write(&config_bytes, &lease)
         .map_err(|source| ExportError::Content {
             what: "config",
-            source,
+            source: Box::new(source),
         })?;
     let descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
     let manifest = ImageManifest::oci(
         Descriptor::new(media_type::OCI_CONFIG, config_info.digest, config_info.size),
         descriptors.clone(),
     );
-    let manifest_bytes = manifest
-        .to_json()
-        .map_err(|source| ExportError::Manifest { source })?;
+    let manifest_bytes = manifest.to_json().map_err(|source| ExportError::Manifest {
+        source: Box::new(source),
+    })?;
     let manifest_info = store
         .content()
         .write(&manifest_bytes, &lease)
         .map_err(|source| ExportError::Content {
             what: "manifest",
-            source,
+            source: Box::new(source),
         })?;
     let target = ImageTarget {
         manifest: manifest_info.digest,
@@ -265,7 +265,7 @@ pub fn export_image(
             .tag(name, &target)
             .map_err(|source| ExportError::Tag {
                 name: name.clone(),
-                source,
+                source: Box::new(source),
             })?;
     }
     Ok(ExportedImage {
@@ -344,17 +344,17 @@ fn layer_of(
     let what = || format!("layer of snapshot {id}");
     let mut writer = blobs.writer().map_err(|source| ExportError::Blob {
         what: what(),
-        source,
+        source: Box::new(source),
     })?;
     let info = write_layer(&diff, &options, &mut writer).map_err(|source| ExportError::Layer {
         snapshot: id.clone(),
-        source,
+        source: Box::new(source),
     })?;
     blobs
         .commit(writer, &info.digest, info.size)
         .map_err(|source| ExportError::Blob {
             what: what(),
-            source,
+            source: Box::new(source),
         })?;
     let descriptor = info.oci_descriptor();
     layer_record::remember(

@@ -30,7 +30,7 @@ pub enum LayerRecordError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: SnapshotError,
+        source: Box<SnapshotError>,
     },
     /// The cache index failed.
     #[error("cannot {action} the layer record of snapshot {snapshot}")]
@@ -41,7 +41,7 @@ pub enum LayerRecordError {
         snapshot: SnapshotId,
         /// The cause.
         #[source]
-        source: CacheError,
+        source: Box<CacheError>,
     },
 }
 
@@ -73,7 +73,7 @@ pub fn remember(
         .map_err(|source| LayerRecordError::Map {
             snapshot: snapshot.clone(),
             digest,
-            source,
+            source: Box::new(source),
         })?;
     let value = CacheValue {
         snapshot: Some(snapshot.clone()),
@@ -86,7 +86,7 @@ pub fn remember(
         .map_err(|source| LayerRecordError::Index {
             action: "store",
             snapshot: snapshot.clone(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(())
 }
@@ -104,7 +104,7 @@ pub fn recall(
         .map_err(|source| LayerRecordError::Index {
             action: "read",
             snapshot: snapshot.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let Some(record) = found else {
         return Ok(None);

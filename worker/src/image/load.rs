@@ -33,7 +33,7 @@ pub enum LoadError {
     Archive {
         /// The cause.
         #[source]
-        source: ArchiveError,
+        source: Box<ArchiveError>,
     },
     /// A name in the archive is not a valid image reference.
     #[error("archive names image {manifest} {name:?}")]
@@ -44,7 +44,7 @@ pub enum LoadError {
         manifest: Digest,
         /// Why it is invalid.
         #[source]
-        source: NameError,
+        source: Box<NameError>,
     },
     /// The manifest stored a moment ago cannot be read back.
     #[error("cannot read loaded manifest {digest}")]
@@ -62,7 +62,7 @@ pub enum LoadError {
         name: String,
         /// The cause.
         #[source]
-        source: ImageError,
+        source: Box<ImageError>,
     },
 }
 
@@ -81,8 +81,9 @@ pub struct LoadedImage {
 pub fn load_archive(store: &Store, reader: impl Read) -> Result<Vec<LoadedImage>, LoadError> {
     let lease = store.lease();
     let mut sink = StoreBlobs::new(store, &lease);
-    let found =
-        archive::read_archive(reader, &mut sink).map_err(|source| LoadError::Archive { source })?;
+    let found = archive::read_archive(reader, &mut sink).map_err(|source| LoadError::Archive {
+        source: Box::new(source),
+    })?;
     finish(store, found)
 }
 
@@ -90,8 +91,9 @@ pub fn load_archive(store: &Store, reader: impl Read) -> Result<Vec<LoadedImage>
 pub fn load_layout(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>, LoadError> {
     let lease = store.lease();
     let mut sink = StoreBlobs::new(store, &lease);
-    let found =
-        archive::read_oci_layout(dir, &mut sink).map_err(|source| LoadError::Archive { source })?;
+    let found = archive::read_oci_layout(dir, &mut sink).map_err(|source| LoadError::Archive {
+        source: Box::new(source),
+    })?;
     finish(store, found)
 }
 
@@ -105,7 +107,7 @@ fn finish(store: &Store, found: Vec<archive::LoadedImage>) -> Result<Vec<LoadedI
             let normalized = normalize_tag(&name).map_err(|source| LoadError::Name {
                 name: name.clone(),
                 manifest: manifest.digest,
-                source,
+                source: Box::new(source),
             })?;
             if !names.contains(&normalized) {
                 names.push(normalized);
@@ -205,7 +207,7 @@ fn tag_all(store: &Store, loaded: &[LoadedImage]) -> Result<(), LoadError> {
                     }
                     return Err(LoadError::Tag {
                         name: name.clone(),
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }

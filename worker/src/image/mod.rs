@@ -23,11 +23,6 @@
 //! read or written. Layers in the local store are uncompressed tars; compression happens
 //! when an image leaves the machine.
 
-// Errors here carry their context (digests, paths, and the store's or format's own error with
-// its context); one is returned at most once per operation, next to disk I/O, so their size
-// costs nothing measurable, while boxing every cause would add allocations and noise.
-#![allow(clippy::result_large_err)]
-
 pub mod config;
 pub mod details;
 pub mod export;

@@ -35,7 +35,7 @@ pub enum SaveError {
     Archive {
         /// The cause.
         #[source]
-        source: ArchiveError,
+        source: Box<ArchiveError>,
     },
     /// Recompressing a layer failed.
     #[error("cannot compress layer {digest}")]
@@ -160,7 +160,9 @@ pub fn save_images<W: Write>(
         ArchiveFormat::Docker => archive::write_docker_archive(out, &source, &exports),
         ArchiveFormat::Oci => archive::write_oci_archive(out, &source, &exports),
     };
-    written.map_err(|source| SaveError::Archive { source })
+    written.map_err(|source| SaveError::Archive {
+        source: Box::new(source),
+    })
 }
 
 fn make_scratch(options: &SaveOptions) -> Result<Scratch, SaveError> {

@@ -35,7 +35,7 @@ pub enum StoreBlobError {
     Ingest {
         /// The cause.
         #[source]
-        source: ContentError,
+        source: Box<ContentError>,
     },
     /// The stored bytes do not hash to the digest the writer was committed with.
     #[error("stored blob has digest {actual} ({size} bytes), expected {expected}")]
@@ -54,7 +54,7 @@ pub enum StoreBlobError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: strata_cache::LeaseError,
+        source: Box<strata_cache::LeaseError>,
     },
     /// The ingest thread could not be started or died.
     #[error("blob ingest thread failed: {reason}")]
@@ -180,7 +180,9 @@ impl StoreBlobWriter {
         }
         // The ingest stopped early: its error says why.
         Err(match self.join() {
-            Ok((Err(source), _)) => StoreBlobError::Ingest { source },
+            Ok((Err(source), _)) => StoreBlobError::Ingest {
+                source: Box::new(source),
+            },
             Ok((Ok(_), _)) => StoreBlobError::Thread {
                 reason: "blob ingest ended before the blob did".into(),
             },
@@ -211,7 +213,9 @@ impl StoreBlobWriter {
         self.flush_chunk()?;
         self.send(Message::End)?;
         let (result, lease) = self.join()?;
-        let info = result.map_err(|source| StoreBlobError::Ingest { source })?;
+        let info = result.map_err(|source| StoreBlobError::Ingest {
+            source: Box::new(source),
+        })?;
         if info.digest != *expected || info.size != size {
             return Err(StoreBlobError::Mismatch {
                 expected: *expected,
@@ -271,7 +275,7 @@ impl StoreBlobs<'_> {
             .add_blob(&info.digest)
             .map_err(|source| StoreBlobError::Lease {
                 digest: info.digest,
-                source,
+                source: Box::new(source),
             })?;
         drop(thread_lease);
         Ok(info)

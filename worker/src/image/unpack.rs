@@ -51,7 +51,7 @@ pub enum UnpackError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: ContentError,
+        source: Box<ContentError>,
     },
     /// The layer tar is invalid or hostile.
     #[error("cannot unpack layer {index} ({digest})")]
@@ -62,7 +62,7 @@ pub enum UnpackError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: ApplyError,
+        source: Box<ApplyError>,
     },
     /// The blob's bytes are not what the manifest names.
     #[error("layer {index} has digest {actual} ({size} bytes), the manifest says {expected}")]
@@ -97,7 +97,7 @@ pub enum UnpackError {
         index: usize,
         /// The cause.
         #[source]
-        source: SnapshotError,
+        source: Box<SnapshotError>,
     },
     /// A blob or snapshot could not be leased.
     #[error("cannot lease layer {index}")]
@@ -106,7 +106,7 @@ pub enum UnpackError {
         index: usize,
         /// The cause.
         #[source]
-        source: LeaseError,
+        source: Box<LeaseError>,
     },
     /// The blob ↔ snapshot record could not be written.
     #[error(transparent)]
@@ -145,7 +145,7 @@ pub fn unpack_image(
                     .map_err(|source| ReadError::Content {
                         what: "manifest",
                         digest,
-                        source,
+                        source: Box::new(source),
                     })?;
                 // The media type is found from the document itself.
                 Descriptor::new(String::new(), digest, size)
@@ -216,10 +216,10 @@ fn reusable(
     lease: &Lease,
 ) -> Result<Option<SnapshotId>, UnpackError> {
     let snapshots = store.snapshots();
-    let lookup = |source| UnpackError::Snapshot {
+    let lookup = |source: SnapshotError| UnpackError::Snapshot {
         action: "look up",
         index,
-        source,
+        source: Box::new(source),
     };
     for blob in [layer.digest, diff_id] {
         let Some(id) = snapshots.by_layer_blob(&blob).map_err(lookup)? else {
@@ -235,7 +235,12 @@ fn reusable(
             Ok(()) => return Ok(Some(id)),
             // Pruned since the lookup: unpack it again.
             Err(LeaseError::SnapshotNotFound { .. }) => continue,
-            Err(source) => return Err(UnpackError::Lease { index, source }),
+            Err(source) => {
+                return Err(UnpackError::Lease {
+                    index,
+                    source: Box::new(source),
+                })
+            }
         }
     }
     Ok(None)
@@ -251,17 +256,22 @@ fn unpack_layer(
     lease: &Lease,
 ) -> Result<SnapshotId, UnpackError> {
     let snapshots = store.snapshots();
-    let blob_error = |source| UnpackError::Blob {
+    let blob_error = |source: ContentError| UnpackError::Blob {
         index,
         digest: layer.digest,
-        source,
+        source: Box::new(source),
     };
     match lease.add_blob(&layer.digest) {
         Ok(()) => {}
         Err(LeaseError::BlobNotFound { digest }) => {
             return Err(blob_error(ContentError::NotFound { digest }))
         }
-        Err(source) => return Err(UnpackError::Lease { index, source }),
+        Err(source) => {
+            return Err(UnpackError::Lease {
+                index,
+                source: Box::new(source),
+            })
+        }
     }
     let file = store.content().open(&layer.digest).map_err(blob_error)?;
     let prepared = snapshots
@@ -269,7 +279,7 @@ fn unpack_layer(
         .map_err(|source| UnpackError::Snapshot {
             action: "prepare",
             index,
-            source,
+            source: Box::new(source),
         })?;
     let options = ApplyOptions {
         whiteouts: WhiteoutMode::Overlay,
@@ -283,7 +293,7 @@ fn unpack_layer(
     .map_err(|source| UnpackError::Apply {
         index,
         digest: layer.digest,
-        source,
+        source: Box::new(source),
     })?;
     if applied.digest != layer.digest || applied.size != layer.size {
         return Err(UnpackError::BlobMismatch {
@@ -306,7 +316,7 @@ fn unpack_layer(
         .map_err(|source| UnpackError::Snapshot {
             action: "commit",
             index,
-            source,
+            source: Box::new(source),
         })?;
     let descriptor = Descriptor::new(layer.media_type.clone(), layer.digest, layer.size);
     layer_record::remember(

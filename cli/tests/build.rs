@@ -1,0 +1,308 @@
+//! `strata build` end to end, as root, on a busybox image made from the host's
+//! busybox-static: the result is read back with skopeo and umoci, and rebuilds are checked
+//! from the progress stream (`--progress rawjson`): what ran, what was cached.
+
+#[path = "../../worker/tests/common/busybox.rs"]
+mod busybox;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("strata-build-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn strata(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("run strata")
+}
+
+fn ok(root: &Path, args: &[&str]) -> Output {
+    let out = strata(root, args);
+    assert!(
+        out.status.success(),
+        "strata {args:?}:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().expect(program);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A store with `busybox:latest` loaded.
+fn store_with_busybox(tmp: &TempDir) -> PathBuf {
+    let (layout, manifest) = busybox::busybox_layout(&tmp.0.join("src"), "busybox:latest").unwrap();
+    let archive = tmp.0.join("busybox.tar");
+    std::fs::write(
+        &archive,
+        busybox::docker_archive(&layout, &manifest, &["busybox:latest"]).unwrap(),
+    )
+    .unwrap();
+    let root = tmp.0.join("root");
+    ok(&root, &["load", "-i", archive.to_str().unwrap()]);
+    root
+}
+
+/// Events of a `--progress rawjson` build: (event, vertex name).
+fn events(out: &Output) -> Vec<(String, String)> {
+    text(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            (
+                v["event"].as_str().unwrap_or_default().to_string(),
+                v["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn ran(out: &Output) -> Vec<String> {
+    events(out)
+        .into_iter()
+        .filter(|(e, _)| e == "started")
+        .map(|(_, n)| n)
+        .collect()
+}
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, body) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+}
+
+const MULTISTAGE: &str = "FROM busybox AS builder
+WORKDIR /src
+COPY hello.txt .
+RUN cat hello.txt > /out.txt && echo built >> /out.txt && rm /bin/vi
+FROM busybox
+COPY --from=builder /out.txt /app/out.txt
+COPY unrelated.txt /app/
+RUN cat /app/out.txt
+CMD [\"cat\", \"/app/out.txt\"]
+";
+
+#[test]
+fn multistage_build_rebuilds_only_what_changed() {
+    if !is_root() || !Path::new("/bin/busybox").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root with busybox-static"
+        );
+        eprintln!("skipped: needs root and busybox-static");
+        return;
+    }
+    let tmp = TempDir::new("multistage");
+    let root = store_with_busybox(&tmp);
+    let ctx = tmp.0.join("ctx");
+    write(
+        &ctx,
+        &[
+            ("Dockerfile", MULTISTAGE),
+            ("hello.txt", "hello\n"),
+            ("unrelated.txt", "u1\n"),
+            ("notes.md", "n\n"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let build = |tag: &str| ok(&root, &["build", "--progress", "rawjson", "-t", tag, c]);
+
+    let first = build("demo:1");
+    let id1 = text(&first.stdout).trim().to_string();
+    assert!(id1.starts_with("sha256:"), "{id1}");
+    let first_ran = ran(&first);
+    assert!(
+        first_ran.iter().any(|n| n.contains("RUN cat hello.txt")),
+        "{first_ran:?}"
+    );
+
+    // Nothing changed: nothing runs, same image.
+    let second = build("demo:2");
+    assert!(
+        ran(&second).is_empty(),
+        "no-op rebuild ran {:?}",
+        ran(&second)
+    );
+    assert_eq!(text(&second.stdout).trim(), id1);
+
+    // A file no step reads: still nothing runs.
+    write(&ctx, &[("notes.md", "changed\n")]);
+    let third = build("demo:3");
+    assert!(
+        ran(&third).is_empty(),
+        "untouched-file rebuild ran {:?}",
+        ran(&third)
+    );
+    assert_eq!(text(&third.stdout).trim(), id1);
+
+    // A file only the final stage copies: that COPY and what follows re-run, the builder
+    // stage stays cached.
+    write(&ctx, &[("unrelated.txt", "u2\n")]);
+    let fourth = build("demo:4");
+    let fourth_ran = ran(&fourth);
+    assert!(
+        fourth_ran.iter().any(|n| n.contains("COPY unrelated.txt")),
+        "{fourth_ran:?}"
+    );
+    assert!(
+        fourth_ran
+            .iter()
+            .any(|n| n.contains("RUN cat /app/out.txt")),
+        "{fourth_ran:?}"
+    );
+    assert!(
+        !fourth_ran.iter().any(|n| n.contains("builder")),
+        "{fourth_ran:?}"
+    );
+    assert_ne!(text(&fourth.stdout).trim(), id1);
+
+    // The image, read by real consumers.
+    let layout = format!("{}:4", root.join("v1/content").display());
+    let config: serde_json::Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["inspect", "--config", &format!("oci:{layout}")],
+    ))
+    .unwrap();
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["cat", "/app/out.txt"])
+    );
+    let history: Vec<&str> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["created_by"].as_str())
+        .collect();
+    assert!(
+        history.contains(&"RUN /bin/sh -c cat /app/out.txt # buildkit"),
+        "{history:?}"
+    );
+    let unpacked = tmp.0.join("unpacked");
+    tool(
+        "umoci",
+        &["unpack", "--image", &layout, unpacked.to_str().unwrap()],
+    );
+    let rootfs = unpacked.join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("app/out.txt")).unwrap(),
+        "hello\nbuilt\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("app/unrelated.txt")).unwrap(),
+        "u2\n"
+    );
+    // The builder deleted /bin/vi in its own stage only.
+    assert!(rootfs.join("bin/vi").symlink_metadata().is_ok());
+}
+
+#[test]
+fn a_failing_run_reports_the_exit_code_and_its_line() {
+    if !is_root() || !Path::new("/bin/busybox").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root with busybox-static"
+        );
+        return;
+    }
+    let tmp = TempDir::new("failing");
+    let root = store_with_busybox(&tmp);
+    let ctx = tmp.0.join("ctx");
+    write(
+        &ctx,
+        &[("Dockerfile", "FROM busybox\nRUN echo before\nRUN exit 3\n")],
+    );
+    let out = strata(
+        &root,
+        &["build", "--progress", "plain", ctx.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3"),
+        "{err}"
+    );
+    assert!(err.contains(">>> RUN exit 3"), "{err}");
+}
+
+#[test]
+fn a_missing_base_image_is_named() {
+    let tmp = TempDir::new("missing");
+    let ctx = tmp.0.join("ctx");
+    write(&ctx, &[("Dockerfile", "FROM nosuchimage:1\n")]);
+    let out = strata(&tmp.0.join("root"), &["build", ctx.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("nosuchimage:1"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn scratch_image_with_dockerignore() {
+    let tmp = TempDir::new("scratch");
+    let ctx = tmp.0.join("ctx");
+    write(
+        &ctx,
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY . /src/\nENV A=b\n"),
+            ("a.txt", "a\n"),
+            ("secret.txt", "s\n"),
+            (".dockerignore", "secret.txt\n"),
+        ],
+    );
+    let root = tmp.0.join("root");
+    ok(&root, &["build", "-t", "sc:1", ctx.to_str().unwrap()]);
+    let layout = format!("{}:1", root.join("v1/content").display());
+    let unpacked = tmp.0.join("unpacked");
+    tool(
+        "umoci",
+        &["unpack", "--image", &layout, unpacked.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("rootfs/src/a.txt")).unwrap(),
+        "a\n"
+    );
+    assert!(
+        !unpacked.join("rootfs/src/secret.txt").exists(),
+        ".dockerignore'd file was copied"
+    );
+}
