@@ -29,6 +29,10 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile.
     Build(commands::build::Args),
+    /// Show disk usage of the store.
+    Du(commands::du::Args),
+    /// Remove build cache.
+    Prune(commands::prune::Args),
     /// Parse a Dockerfile; with --dump print the AST in BuildKit's test dump format.
     Parse(commands::parse::Args),
     /// Run BuildKit's build checks (lint rules) on a Dockerfile.
@@ -53,6 +57,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => commands::build::run(args, cli.root.as_deref()),
+        Command::Du(args) => commands::du::run(args, cli.root.as_deref()),
+        Command::Prune(args) => commands::prune::run(args, cli.root.as_deref()),
         Command::Parse(args) => commands::parse::run(args),
         Command::Check(args) => commands::check::run(args),
         Command::Images(args) => commands::images::run(args, cli.root.as_deref()),

@@ -290,7 +290,40 @@ fn scratch_image_with_dockerignore() {
         ],
     );
     let root = tmp.0.join("root");
-    ok(&root, &["build", "-t", "sc:1", ctx.to_str().unwrap()]);
+    let docker_tar = tmp.0.join("image-docker.tar");
+    let oci_tar = tmp.0.join("image-oci.tar");
+    let metadata = tmp.0.join("metadata.json");
+    ok(
+        &root,
+        &[
+            "build",
+            "-t",
+            "sc:1",
+            "--output",
+            &format!("type=docker,dest={}", docker_tar.display()),
+            "--output",
+            &format!("type=oci,dest={}", oci_tar.display()),
+            "--metadata-file",
+            metadata.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
+    let digest = meta["containerimage.digest"].as_str().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{meta}");
+    assert_eq!(meta["image.name"], "docker.io/library/sc:1");
+    for archive in [
+        format!("docker-archive:{}", docker_tar.display()),
+        format!("oci-archive:{}", oci_tar.display()),
+    ] {
+        let inspected: serde_json::Value =
+            serde_json::from_str(&tool("skopeo", &["inspect", "--config", &archive])).unwrap();
+        assert_eq!(
+            inspected["config"]["Env"][1], "A=b",
+            "{archive}: {inspected}"
+        );
+    }
     let layout = format!("{}:1", root.join("v1/content").display());
     let unpacked = tmp.0.join("unpacked");
     tool(

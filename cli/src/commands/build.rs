@@ -46,6 +46,13 @@ pub struct Args {
     /// Write the image id to this file.
     #[arg(long)]
     iidfile: Option<PathBuf>,
+    /// Write build result metadata (digests, names) to this JSON file.
+    #[arg(long)]
+    metadata_file: Option<PathBuf>,
+    /// Also write the image out: `type=oci,dest=FILE` or `type=docker,dest=FILE`
+    /// (`type=image`, the local store, is always done).
+    #[arg(short = 'o', long = "output")]
+    outputs: Vec<String>,
     /// Steps running at once (default: number of cores).
     #[arg(long)]
     max_parallelism: Option<usize>,
@@ -97,7 +104,70 @@ fn dockerignore(context: &Path, dockerfile: &Path) -> Result<Vec<String>> {
     }
 }
 
+/// An `--output` besides the local store.
+#[derive(Debug)]
+struct Output {
+    format: image::ArchiveFormat,
+    dest: PathBuf,
+}
+
+/// Parses `type=oci|docker|image,dest=PATH`; `None` for `type=image` (the store).
+fn parse_output(spec: &str) -> Result<Option<Output>> {
+    let mut kind = None;
+    let mut dest = None;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("type", v)) => kind = Some(v.to_string()),
+            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            Some(("name", _)) => {}
+            _ => bail!("invalid output {spec:?}: unknown field {field:?}"),
+        }
+    }
+    let format = match kind.as_deref() {
+        Some("image") => return Ok(None),
+        Some("oci") => image::ArchiveFormat::Oci,
+        Some("docker") => image::ArchiveFormat::Docker,
+        Some(other) => {
+            bail!("output type {other:?} is not supported yet (supported: image, oci, docker)")
+        }
+        None => bail!("invalid output {spec:?}: type= is required"),
+    };
+    let dest = dest.ok_or_else(|| anyhow!("output {spec:?} needs dest=FILE"))?;
+    Ok(Some(Output { format, dest }))
+}
+
+/// Writes the exported image as an archive.
+fn write_output(
+    store: &strata_cache::Store,
+    output: &Output,
+    exported: &image::ExportedImage,
+) -> Result<()> {
+    let manifest = strata_oci::manifest::Descriptor::new(
+        strata_oci::media_type::OCI_MANIFEST,
+        exported.manifest,
+        exported.size,
+    );
+    let saved = [image::SaveImage {
+        manifest,
+        names: exported.names.clone(),
+    }];
+    let options = image::SaveOptions {
+        format: output.format,
+        compression: strata_oci::compression::Compression::None,
+        platform: image::host_platform(),
+        scratch: None,
+    };
+    let file = std::fs::File::create(&output.dest)
+        .with_context(|| format!("failed to create {}", output.dest.display()))?;
+    image::save_images(store, &saved, &options, std::io::BufWriter::new(file))?;
+    Ok(())
+}
+
 pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
+    let mut outputs = Vec::new();
+    for spec in &args.outputs {
+        outputs.extend(parse_output(spec)?);
+    }
     let path = dockerfile_path(args.file.clone(), &args.context);
     let src = Source::read(&path)?;
     let file = match parser::parse(&src.bytes) {
@@ -274,6 +344,18 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         }
     }
     println!("{}", exported.config);
+    for output in &outputs {
+        write_output(&store, output, &exported)?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let metadata = serde_json::json!({
+            "containerimage.digest": exported.manifest.to_string(),
+            "containerimage.config.digest": exported.config.to_string(),
+            "image.name": exported.names.join(","),
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&metadata)?)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
     if let Some(iidfile) = &args.iidfile {
         std::fs::write(iidfile, exported.config.to_string())
             .with_context(|| format!("failed to write {}", iidfile.display()))?;

@@ -2,11 +2,13 @@
 
 pub mod build;
 pub mod check;
+pub mod du;
 pub mod history;
 pub mod images;
 pub mod inspect;
 pub mod load;
 pub mod parse;
+pub mod prune;
 pub mod rmi;
 pub mod save;
 pub mod tag;
