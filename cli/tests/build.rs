@@ -339,3 +339,39 @@ fn scratch_image_with_dockerignore() {
         ".dockerignore'd file was copied"
     );
 }
+
+#[test]
+fn copy_link_lands_on_top_of_the_base() {
+    if !is_root() || !Path::new("/bin/busybox").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root with busybox-static"
+        );
+        return;
+    }
+    let tmp = TempDir::new("link");
+    let root = store_with_busybox(&tmp);
+    let ctx = tmp.0.join("ctx");
+    write(
+        &ctx,
+        &[
+            ("Dockerfile", "FROM busybox\nRUN mkdir /app && echo base > /app/base.txt\nCOPY --link a.txt /app/\n"),
+            ("a.txt", "linked\n"),
+        ],
+    );
+    ok(&root, &["build", "-t", "link:1", ctx.to_str().unwrap()]);
+    let layout = format!("{}:1", root.join("v1/content").display());
+    let unpacked = tmp.0.join("unpacked");
+    tool(
+        "umoci",
+        &["unpack", "--image", &layout, unpacked.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("rootfs/app/base.txt")).unwrap(),
+        "base\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("rootfs/app/a.txt")).unwrap(),
+        "linked\n"
+    );
+}

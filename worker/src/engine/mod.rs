@@ -26,7 +26,9 @@ use strata_cache::{CacheValue, Lease, SnapshotId, Store};
 use strata_executor::{
     CancelToken, Executor, MountSpec, Network, OutputSink, Rootfs, RunSpec, Security,
 };
-use strata_solver::op::{ExecOp, FileOp, MountKind, NetworkMode, Op, SecurityMode, SourceOp};
+use strata_solver::op::{
+    ExecOp, FileAction, FileOp, MountKind, NetworkMode, Op, SecurityMode, SourceOp,
+};
 use strata_solver::progress::{Progress, Stream};
 use strata_solver::{BoxError, Digest, Graph, Job, VertexId, Worker};
 
@@ -252,13 +254,39 @@ impl Worker for LocalWorker {
             })),
             Op::File(op) => self.file(op, &job).await,
             Op::Exec(op) => self.exec(op, &job, &vertex.meta.proxy_env).await,
-            Op::Merge => Err(Box::new(EngineError::Unsupported {
-                what: "COPY --link".into(),
-            })),
+            Op::Merge => self.file(&merge_as_copies(job.inputs.len()), &job).await,
             Op::Diff => Err(Box::new(EngineError::Unsupported {
                 what: "diff".into(),
             })),
         }
+    }
+}
+
+/// A merge (`COPY --link`) as file actions: each later input's whole filesystem copied onto
+/// input 0, as it is (owners, modes, times, links kept). Overlay then shows the same tree a
+/// merge of the layers would, and input 0's layers stay shared.
+fn merge_as_copies(inputs: usize) -> FileOp {
+    let actions = (1..inputs)
+        .map(|source_input| FileAction::Copy {
+            source_input,
+            src: "/".into(),
+            dest: "/".into(),
+            owner: None,
+            chmod: None,
+            follow_symlinks: false,
+            dir_contents_only: true,
+            allow_wildcard: false,
+            allow_empty_wildcard: false,
+            exclude: Vec::new(),
+            parents: false,
+            unpack: false,
+            create_dest_path: true,
+            mtime: None,
+        })
+        .collect();
+    FileOp {
+        has_base: true,
+        actions,
     }
 }
 
