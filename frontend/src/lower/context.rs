@@ -36,8 +36,13 @@ pub fn include_paths(paths: &[String]) -> Vec<String> {
     out
 }
 
-/// The context vertex for a step reading `paths` (as written in the Dockerfile).
-pub fn context_source(lw: &mut Lowerer, paths: &[String]) -> Result<VertexId, LowerError> {
+/// The context vertex for a step reading `paths` (as written in the Dockerfile) on `lines`
+/// (kept so that a missing source is reported at the instruction that names it).
+pub fn context_source(
+    lw: &mut Lowerer,
+    paths: &[String],
+    lines: Option<(usize, usize)>,
+) -> Result<VertexId, LowerError> {
     let include = include_paths(paths);
     let op = Op::Source(SourceOp::Local {
         name: CONTEXT_NAME.to_string(),
@@ -47,6 +52,7 @@ pub fn context_source(lw: &mut Lowerer, paths: &[String]) -> Result<VertexId, Lo
     });
     let meta = VertexMeta {
         name: CONTEXT_VERTEX_NAME.to_string(),
+        lines,
         ..VertexMeta::default()
     };
     lw.add(op, Vec::new(), meta)

@@ -183,7 +183,7 @@ fn lower_files(lw: &mut Lowerer, st: &mut StageState, cfg: CopyConfig) -> Result
     }
     let local_source = match cfg.from {
         Some(v) => Some(v),
-        None if !local.is_empty() => Some(context_source(lw, &local)?),
+        None if !local.is_empty() => Some(context_source(lw, &local, st.lines)?),
         None => None,
     };
 

@@ -168,7 +168,11 @@ pub fn plan(
             }),
             MountType::Bind => {
                 let source = if m.from.is_empty() {
-                    Some(context_source(lw, std::slice::from_ref(&selector))?)
+                    Some(context_source(
+                        lw,
+                        std::slice::from_ref(&selector),
+                        Some((line, line)),
+                    )?)
                 } else {
                     mount_source(lw, sources.get(i), &m.from, &m.target, line)?
                 };
