@@ -10,7 +10,7 @@
 
 mod apply;
 mod write;
-mod xattr;
+pub mod xattr;
 
 pub use apply::{apply_layer, AppliedLayer, ApplyError, ApplyOptions, WhiteoutMode};
 pub use write::{write_layer, LayerInfo, SourceKind, WriteError, WriteOptions, XattrPolicy};

@@ -10,7 +10,7 @@ use rustix::fs::XattrFlags;
 /// Prefixes of the attributes overlayfs keeps for itself (whiteouts, opaque dirs,
 /// redirects, metacopy, origin, impure…): never content, never written to or read from a
 /// layer tar.
-pub(crate) const OVERLAY_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
+pub const OVERLAY_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
 
 /// Extended attributes as (name, value) pairs.
 pub(crate) type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
@@ -19,12 +19,12 @@ pub(crate) type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
 pub(crate) const CAPABILITY: &[u8] = b"security.capability";
 
 /// Whether `name` is one of overlayfs' private attributes.
-pub(crate) fn is_overlay_private(name: &[u8]) -> bool {
+pub fn is_overlay_private(name: &[u8]) -> bool {
     OVERLAY_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// Lists the attribute names of `path` (not following a final symlink).
-pub(crate) fn list(path: &Path) -> io::Result<Vec<Vec<u8>>> {
+pub fn list(path: &Path) -> io::Result<Vec<Vec<u8>>> {
     let mut buf = Vec::new();
     loop {
         let size = match rustix::fs::llistxattr_query(path) {
@@ -53,7 +53,7 @@ pub(crate) fn list(path: &Path) -> io::Result<Vec<Vec<u8>>> {
 }
 
 /// Reads one attribute; `None` when it does not exist.
-pub(crate) fn get(path: &Path, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+pub fn get(path: &Path, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
     loop {
         let size = match rustix::fs::lgetxattr_query(path, name) {
@@ -78,7 +78,7 @@ pub(crate) fn get(path: &Path, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Sets one attribute on `path` (not following a final symlink).
-pub(crate) fn set(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
+pub fn set(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
     rustix::fs::lsetxattr(path, name, value, XattrFlags::empty()).map_err(Into::into)
 }
 
