@@ -4,40 +4,12 @@
 
 #[path = "../../worker/tests/common/busybox.rs"]
 mod busybox;
+mod common;
+
+use common::{strata, text, tool, TempDir};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("strata-build-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn strata(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run strata")
-}
+use std::process::Output;
 
 fn ok(root: &Path, args: &[&str]) -> Output {
     let out = strata(root, args);
@@ -48,17 +20,6 @@ fn ok(root: &Path, args: &[&str]) -> Output {
         text(&out.stderr)
     );
     out
-}
-
-fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().expect(program);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 fn is_root() -> bool {

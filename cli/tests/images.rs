@@ -4,44 +4,15 @@
 
 #[path = "../../worker/tests/common/busybox.rs"]
 mod busybox;
+mod common;
+
+use common::{strata, text, tool, TempDir};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("strata-cli-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::process::Command;
 
 fn arg(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-/// Runs `strata --root ROOT ARGS`.
-fn strata(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run strata")
 }
 
 /// Runs strata and returns stdout, failing the test unless it succeeds.
@@ -50,17 +21,6 @@ fn ok(root: &Path, args: &[&str]) -> String {
     assert!(
         out.status.success(),
         "strata {args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().expect(program);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
         text(&out.stdout),
         text(&out.stderr)
     );
