@@ -13,8 +13,8 @@
 #   2. the peers: ../shared/bench/run-peers.sh -o OUTDIR (its method, its command lines)
 #   3. Strata: the same method, appended to the same OUTDIR/runs.csv:
 #      - release binary target/release/strata (built here with cargo build --release -p strata)
-#      - a private root under $BENCH_STATE/strata-root; "cold" = root deleted, then
-#        `strata load -i $BENCH_STATE/base/busybox-docker.tar` + `strata tag busybox:latest
+#      - a private root per cold run under $BENCH_STATE/strata-roots/<stamp>/ (all deleted only at
+#        the end, see SROOTS below); "cold" = new empty root, then `strata load -i $BENCH_STATE/base/busybox-docker.tar` + `strata tag busybox:latest
 #        127.0.0.1:5000/busybox:latest` (untimed), so the cases' BASE resolves locally
 #      - build: strata --root R build --progress plain --build-arg BASE=<same as peers> -f F -t T CTX
 #      - before each timed run: sync + wait until the machine is < 15 % busy (as run-peers.sh)
@@ -50,7 +50,12 @@ CSV=$OUTDIR/runs.csv
 CTX_APP=${BENCH_CTX:-$STATE/ctx-app}
 CTX_EMPTY=$STATE/ctx-empty
 STRATA=$MAIN/target/release/strata
-SROOT=${STRATA_BENCH_ROOT:-$STATE/strata-root}
+# One fresh Strata root per cold run / per warm case, all under SROOTS, deleted only at the very
+# end (after the peers): deleting a 10k-file root right before the next cold build made ext4's
+# inode allocator (recently_deleted() in __ext4_new_inode, seen with perf) scan the just-freed
+# inodes on every create: cold case a grew 2.0 -> 4.6 -> 7.1 -> 8.7 s, all of it kernel time.
+SROOTS=${STRATA_BENCH_ROOTS:-$STATE/strata-roots}/$STAMP
+SROOT=$SROOTS/unset
 TCK=$(getconf CLK_TCK)
 say() { printf '[bench/run %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -80,8 +85,8 @@ wait_quiet() {
   done
 }
 
-strata_reset() {  # cold state: empty root + the base image under the name the cases use
-  rm -rf "$SROOT"; mkdir -p "$SROOT"
+strata_reset() {  # CASE RUN -> cold state: new empty root + the base image under the cases' name
+  SROOT=$SROOTS/$1-$2; mkdir -p "$SROOT"
   "$STRATA" --root "$SROOT" load -i "$STATE/base/busybox-docker.tar" >/dev/null &&
   "$STRATA" --root "$SROOT" tag busybox:latest "$BASE_REF"
 }
@@ -123,9 +128,9 @@ strata_case() {
   esac
   case $c in b|c) n=$WARM_RUNS ;; *) n=$COLD_RUNS ;; esac
   "$SHARED/gen-context.sh" "$CTX_APP" >/dev/null   # restores src/main.txt
-  strata_build_cmd "$df" "$ctx" "$img:strata"
   if [[ $c == b || $c == c ]]; then
-    strata_reset || { say "strata reset failed"; return 1; }
+    strata_reset "$c" warm || { say "strata reset failed"; return 1; }
+    strata_build_cmd "$df" "$ctx" "$img:strata"
     "${BUILD_CMD[@]}" > "$LOGDIR/strata-$c-warmup.log" 2>&1 || {
       { echo "== strata $c warm-up build failed ($LOGDIR/strata-$c-warmup.log)"; tail -15 "$LOGDIR/strata-$c-warmup.log"; } >> "$OUTDIR/failures.txt"
       say "strata $c warm-up failed"; tail -15 "$LOGDIR/strata-$c-warmup.log" >&2; return 1; }
@@ -133,7 +138,8 @@ strata_case() {
   for ((i = 1; i <= n; i++)); do
     log=$LOGDIR/strata-$c-$i.log
     case $c in
-      a|d|e|f) strata_reset || { say "strata reset failed"; return 1; } ;;
+      a|d|e|f) strata_reset "$c" "$i" || { say "strata reset failed"; return 1; }
+               strata_build_cmd "$df" "$ctx" "$img:strata" ;;
       c) printf 'main source file, revision %s %s %s\n' strata "$i" "$(date +%s%N)" > "$CTX_APP/src/main.txt" ;;
     esac
     strata_timed "$c" "$i" "$log" || return 1
@@ -141,12 +147,13 @@ strata_case() {
   "$SHARED/gen-context.sh" "$CTX_APP" >/dev/null
 }
 
+# worktree state the binary was built from (other sessions may edit the tree while this runs)
+GIT_HEAD=$(git -C "$MAIN" rev-parse HEAD); GIT_DIRTY=$(git -C "$MAIN" status --short -- . ':!bench')
 if ((want_strata)); then
   say "=== strata ($("$STRATA" --version 2>&1), commit $(git -C "$MAIN" rev-parse --short HEAD)$(git -C "$MAIN" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo '+uncommitted changes'))"
   for c in $CASES; do
     strata_case "$c" || say "strata $c: FAILED (see $OUTDIR/failures.txt)"
   done
-  rm -rf "$SROOT"
 fi
 
 # ------------------------------------------------------------------ peers (the shared runner)
@@ -154,11 +161,13 @@ if [[ -n $others ]]; then
   "$SHARED/run-peers.sh" -p "${others% }" -c "$CASES" -n "$COLD_RUNS" -w "$WARM_RUNS" -o "$OUTDIR" >/dev/null
 fi
 {
-  echo "strata: $("$STRATA" --version 2>&1); binary $STRATA; commit $(git -C "$MAIN" rev-parse HEAD)"
-  git -C "$MAIN" status --short -- . ':!bench' | sed 's/^/strata worktree: /'
-  echo "strata cases: $CASES (n cold $COLD_RUNS, warm $WARM_RUNS); root $SROOT; logs $LOGDIR"
+  echo "strata: $("$STRATA" --version 2>&1); binary $STRATA; built from commit $GIT_HEAD"
+  [[ -z $GIT_DIRTY ]] && echo "strata worktree at build time: clean" || echo "$GIT_DIRTY" | sed 's/^/strata worktree at build time: /'
+  echo "strata cases: $CASES (n cold $COLD_RUNS, warm $WARM_RUNS); roots $SROOTS/<case>-<run|warm>; logs $LOGDIR"
   echo "bench/run.sh wall_s: $(( $(date +%s) - T_START ))"
 } >> "$OUTDIR/env.txt"
+
+rm -rf "$SROOTS"   # after everything was timed (see SROOTS above)
 
 # ------------------------------------------------------------------ summary + ratios
 "$SHARED/summarize.sh" "$OUTDIR" > "$OUTDIR/summary.md"

@@ -27,11 +27,18 @@ pub struct SolveOptions {
     pub progress: Option<mpsc::UnboundedSender<Event>>,
 }
 
+/// Default vertices in flight per core. A running vertex is mostly a process waiting on its
+/// own children, the network or the disk (a `RUN sleep 2` uses no CPU at all), so capping at
+/// one per core serialises independent stages for nothing; the CPU-bound work inside a
+/// vertex (hashing, tar, compression) is bounded separately by rayon's pool. BuildKit sets no
+/// limit by default.
+const VERTICES_PER_CORE: usize = 8;
+
 impl Default for SolveOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
-            max_parallelism: cores,
+            max_parallelism: cores * VERTICES_PER_CORE,
             no_cache: false,
             progress: None,
         }

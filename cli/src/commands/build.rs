@@ -53,7 +53,7 @@ pub struct Args {
     /// (`type=image`, the local store, is always done).
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
-    /// Steps running at once (default: number of cores).
+    /// Steps running at once (default: 8 × the number of cores).
     #[arg(long)]
     max_parallelism: Option<usize>,
     /// The build context directory.
