@@ -333,3 +333,19 @@ fn copy_link_lands_on_top_of_the_base() {
         "linked\n"
     );
 }
+
+/// BuildKit's build-stage case from `instructions/errors.json`: COPY of a missing path.
+#[test]
+fn copy_of_a_missing_file_is_not_found_at_its_line() {
+    let tmp = TempDir::new("badfile");
+    let ctx = tmp.0.join("ctx");
+    write(&ctx, &[("Dockerfile", "FROM scratch\nCOPY badfile /\n")]);
+    let out = strata(
+        &tmp.0.join("root"),
+        &["build", "--progress", "plain", ctx.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("\"/badfile\": not found"), "{err}");
+    assert!(err.contains(">>> COPY badfile /"), "{err}");
+}
