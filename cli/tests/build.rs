@@ -349,3 +349,99 @@ fn copy_of_a_missing_file_is_not_found_at_its_line() {
     assert!(err.contains("\"/badfile\": not found"), "{err}");
     assert!(err.contains(">>> COPY badfile /"), "{err}");
 }
+
+/// Every file a build leaves under the store root, as bytes.
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            all_files(&path, out);
+        } else if kind.is_file() {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn secrets_reach_the_step_and_nothing_else() {
+    if !can_run_sandboxes() {
+        return;
+    }
+    const SECRET: &str = "s3cr3t-value-7f3a9c";
+    let tmp = TempDir::new("secret");
+    let root = store_with_busybox(&tmp);
+    let secret_file = tmp.0.join("token.txt");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let ctx = tmp.0.join("ctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN --mount=type=secret,id=tok test \"$(wc -c < /run/secrets/tok)\" -eq 19 && touch /file-ok\n\
+             RUN --mount=type=secret,id=tok,env=TOKEN case \"$TOKEN\" in s3cr3t-*) touch /env-ok;; esac\n\
+             RUN --mount=type=secret,id=missing true\n",
+        )],
+    );
+    let secret_arg = format!("id=tok,src={}", secret_file.display());
+    let out = ok(
+        &root,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--secret",
+            &secret_arg,
+            "-t",
+            "sec:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        !log.contains(SECRET),
+        "the secret is in the progress log:\n{log}"
+    );
+
+    // The steps saw it (their marker files exist), and no byte of it is anywhere in the store:
+    // layers, configs, manifests, snapshots, cache records.
+    let layout = format!("{}:1", root.join("v1/content").display());
+    let unpacked = tmp.0.join("unpacked");
+    tool(
+        "umoci",
+        &["unpack", "--image", &layout, unpacked.to_str().unwrap()],
+    );
+    assert!(unpacked.join("rootfs/file-ok").exists() && unpacked.join("rootfs/env-ok").exists());
+    assert!(
+        !unpacked.join("rootfs/run/secrets/tok").exists(),
+        "mount stub left in the image"
+    );
+    let mut files = Vec::new();
+    all_files(&root, &mut files);
+    assert!(files.len() > 10, "{files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "the secret is in {}",
+            file.display()
+        );
+    }
+
+    // A required secret the client did not give: BuildKit's error.
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=secret,id=mysecret,required true\n",
+        )],
+    );
+    let out = strata(&root, &["build", ctx.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("secret mysecret: not found"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -17,7 +17,7 @@ use strata_frontend::instructions::{self, DependencySource, ResolveOptions, Stag
 use strata_frontend::lower::{self, BaseImageConfig, LowerOptions};
 use strata_frontend::{ignore, parser};
 use strata_solver::{SolveOptions, Solver};
-use strata_worker::engine::{FsRef, LocalWorker};
+use strata_worker::engine::{FsRef, LocalWorker, Secret};
 use strata_worker::image::{self, ExportOptions};
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +53,9 @@ pub struct Args {
     /// (`type=image`, the local store, is always done).
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
+    /// Secrets for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`.
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
     /// Steps running at once (default: 8 × the number of cores).
     #[arg(long)]
     max_parallelism: Option<usize>,
@@ -102,6 +105,30 @@ fn dockerignore(context: &Path, dockerfile: &Path) -> Result<Vec<String>> {
         }
         None => Ok(Vec::new()),
     }
+}
+
+/// `--secret id=ID[,type=file|env][,src=PATH|env=VAR]`, as buildx reads it (a bare `id=ID`
+/// takes the environment variable of that name).
+fn parse_secret(spec: &str) -> Result<(String, Secret)> {
+    let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+            Some(("env", v)) => env = Some(v.to_string()),
+            Some(("type", v)) => kind = Some(v.to_string()),
+            _ => bail!("invalid secret {spec:?}: unknown field {field:?}"),
+        }
+    }
+    let id = id.ok_or_else(|| anyhow!("invalid secret {spec:?}: id= is required"))?;
+    let secret = match (src, env, kind.as_deref()) {
+        (Some(path), None, None | Some("file")) => Secret::File(path),
+        (None, Some(var), None | Some("env")) => Secret::Env(var),
+        (None, None, Some("file")) => Secret::File(PathBuf::from(&id)),
+        (None, None, None | Some("env")) => Secret::Env(id.clone()),
+        _ => bail!("invalid secret {spec:?}: give one of src= or env="),
+    };
+    Ok((id, secret))
 }
 
 /// An `--output` besides the local store.
@@ -270,8 +297,16 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         args.context.clone(),
         lower_options.dockerignore.clone(),
     )];
-    let worker =
-        Arc::new(LocalWorker::new(store.clone(), executor, contexts).map_err(|e| anyhow!("{e}"))?);
+    let secrets = args
+        .secrets
+        .iter()
+        .map(|s| parse_secret(s))
+        .collect::<Result<HashMap<_, _>>>()?;
+    let worker = Arc::new(
+        LocalWorker::new(store.clone(), executor, contexts)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_secrets(secrets),
+    );
     let graph = Arc::new(lowered.graph);
     let mode = match args.progress {
         Mode::Auto if std::io::stderr().is_terminal() => Mode::Tty,

@@ -59,6 +59,21 @@ pub enum EngineError {
         /// The context name.
         name: String,
     },
+    /// A required secret the client did not provide (BuildKit's text).
+    #[error("secret {id}: not found")]
+    SecretNotFound {
+        /// The secret id.
+        id: String,
+    },
+    /// A secret could not be staged for a step.
+    #[error("secret {id}: {source}")]
+    Secret {
+        /// The secret id.
+        id: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A feature the graph uses that this worker does not run yet.
     #[error("{what} is not supported yet")]
     Unsupported {
@@ -76,12 +91,37 @@ pub enum EngineError {
     Exec(#[from] strata_executor::ExecError),
 }
 
+/// Where a secret's bytes come from (`--secret id=…,src=…|env=…`). The bytes are read only
+/// when a step mounts the secret, and never enter the graph, a cache key, a layer or a log.
+#[derive(Debug, Clone)]
+pub enum Secret {
+    /// A client file.
+    File(PathBuf),
+    /// A client environment variable.
+    Env(String),
+}
+
+impl Secret {
+    fn read(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Secret::File(path) => std::fs::read(path),
+            Secret::Env(var) => std::env::var(var).map(String::into_bytes).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("environment variable {var} is not set"),
+                )
+            }),
+        }
+    }
+}
+
 /// Where the worker keeps things and what the build was given.
 #[derive(Debug)]
 pub struct LocalWorker {
     store: Store,
     executor: Arc<Executor>,
     contexts: HashMap<String, Arc<Context>>,
+    secrets: HashMap<String, Secret>,
     lease: Lease,
     empty_dir: PathBuf,
     platform: strata_oci::manifest::Platform,
@@ -108,10 +148,17 @@ impl LocalWorker {
             store,
             executor: Arc::new(executor),
             contexts: opened,
+            secrets: HashMap::new(),
             lease,
             empty_dir,
             platform: image::host_platform(),
         })
+    }
+
+    /// The secrets the client offers, by id.
+    pub fn with_secrets(mut self, secrets: HashMap<String, Secret>) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// The store results are kept in.
@@ -379,6 +426,14 @@ impl LocalWorker {
         if let Some(h) = &op.hostname {
             spec.hostname = h.clone();
         }
+        // Secret files live outside every snapshot, only for this step, then are removed.
+        let staged = StagedSecrets::new(
+            self.store
+                .root()
+                .join("v1")
+                .join("executor")
+                .join("secrets"),
+        )?;
         for mount in op.mounts.iter().skip(1) {
             spec.mounts.push(match &mount.kind {
                 MountKind::Tmpfs { size } => MountSpec::Tmpfs {
@@ -395,10 +450,42 @@ impl LocalWorker {
                         what: "RUN --mount=type=bind".into(),
                     }))
                 }
-                MountKind::Secret { .. } => {
-                    return Err(Box::new(EngineError::Unsupported {
-                        what: "RUN --mount=type=secret".into(),
-                    }))
+                MountKind::Secret {
+                    id,
+                    env,
+                    required,
+                    mode,
+                    uid,
+                    gid,
+                } => {
+                    let Some(secret) = self.secrets.get(id) else {
+                        if *required {
+                            return Err(Box::new(EngineError::SecretNotFound { id: id.clone() }));
+                        }
+                        continue;
+                    };
+                    let bytes = secret.read().map_err(|source| EngineError::Secret {
+                        id: id.clone(),
+                        source,
+                    })?;
+                    if let Some(var) = env {
+                        spec.env
+                            .push(format!("{var}={}", String::from_utf8_lossy(&bytes)));
+                    }
+                    if mount.target.is_empty() {
+                        continue;
+                    }
+                    let file = staged
+                        .stage(id, &bytes, *mode, *uid, *gid)
+                        .map_err(|source| EngineError::Secret {
+                            id: id.clone(),
+                            source,
+                        })?;
+                    MountSpec::Bind {
+                        source: file,
+                        target: mount.target.clone(),
+                        readonly: true,
+                    }
                 }
                 MountKind::Ssh { .. } => {
                     return Err(Box::new(EngineError::Unsupported {
@@ -431,6 +518,53 @@ impl LocalWorker {
         let record = self.store.snapshots().commit(prepared, None)?;
         self.remember(job.key, &record.id)?;
         Ok(FsRef::Snapshot(record.id))
+    }
+}
+
+/// Secret files staged for one step; removed when dropped.
+struct StagedSecrets {
+    dir: PathBuf,
+}
+
+impl StagedSecrets {
+    fn new(parent: PathBuf) -> std::io::Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = parent.join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        Ok(Self { dir })
+    }
+
+    fn stage(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let name: String = id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let path = self.dir.join(name);
+        std::fs::write(&path, bytes)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+        Ok(path)
+    }
+}
+
+impl Drop for StagedSecrets {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
