@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile.
-    Build(commands::build::Args),
+    Build(Box<commands::build::Args>),
     /// Show disk usage of the store.
     Du(commands::du::Args),
     /// Remove build cache.
@@ -56,7 +56,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => commands::build::run(args, cli.root.as_deref()),
+        Command::Build(args) => commands::build::run(*args, cli.root.as_deref()),
         Command::Du(args) => commands::du::run(args, cli.root.as_deref()),
         Command::Prune(args) => commands::prune::run(args, cli.root.as_deref()),
         Command::Parse(args) => commands::parse::run(args),
