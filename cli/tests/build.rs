@@ -445,3 +445,32 @@ fn secrets_reach_the_step_and_nothing_else() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn dockerfile_on_stdin_with_no_context() {
+    use std::io::Write as _;
+    let tmp = TempDir::new("stdin");
+    let root = tmp.0.join("root");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(&root)
+        .args(["build", "--progress", "quiet", "-t", "stdin:1", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM scratch\nENV FROM_STDIN=yes\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let layout = format!("oci:{}:1", root.join("v1/content").display());
+    let config: serde_json::Value =
+        serde_json::from_str(&tool("skopeo", &["inspect", "--config", &layout])).unwrap();
+    let env = config["config"]["Env"].to_string();
+    assert!(env.contains("FROM_STDIN=yes"), "{env}");
+}

@@ -59,7 +59,7 @@ pub struct Args {
     /// Steps running at once (default: 8 × the number of cores).
     #[arg(long)]
     max_parallelism: Option<usize>,
-    /// The build context directory.
+    /// The build context directory, or `-` for a Dockerfile on stdin and no context.
     context: PathBuf,
 }
 
@@ -131,6 +131,24 @@ fn parse_secret(spec: &str) -> Result<(String, Secret)> {
     Ok((id, secret))
 }
 
+/// An empty temporary directory, removed when dropped.
+struct EmptyDir(PathBuf);
+
+impl EmptyDir {
+    fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("strata-empty-context-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for EmptyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// An `--output` besides the local store.
 #[derive(Debug)]
 struct Output {
@@ -195,7 +213,18 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
     for spec in &args.outputs {
         outputs.extend(parse_output(spec)?);
     }
-    let path = dockerfile_path(args.file.clone(), &args.context);
+    // `strata build - < Dockerfile`: the Dockerfile comes on stdin and there is no context
+    // (an empty directory stands in, so COPY fails with "not found" as in docker).
+    let empty_context;
+    let (path, context) = if args.context == Path::new("-") {
+        empty_context = EmptyDir::new()?;
+        (PathBuf::from("-"), empty_context.0.clone())
+    } else {
+        (
+            dockerfile_path(args.file.clone(), &args.context),
+            args.context.clone(),
+        )
+    };
     let src = Source::read(&path)?;
     let file = match parser::parse(&src.bytes) {
         Ok(file) => file,
@@ -273,7 +302,11 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         build_args,
         labels: key_values(&args.labels, false)?,
         escape: file.escape,
-        dockerignore: dockerignore(&args.context, &path)?,
+        dockerignore: if path == Path::new("-") {
+            Vec::new()
+        } else {
+            dockerignore(&context, &path)?
+        },
         base_images,
         ..Default::default()
     };
@@ -294,7 +327,7 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
     let executor = Executor::new(Backend::Native, store.root().join("v1").join("executor"))?;
     let contexts = vec![(
         lower::CONTEXT_NAME.to_string(),
-        args.context.clone(),
+        context.clone(),
         lower_options.dockerignore.clone(),
     )];
     let secrets = args
