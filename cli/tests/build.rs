@@ -50,6 +50,16 @@ fn store_with_busybox(tmp: &TempDir) -> PathBuf {
     root
 }
 
+/// `umoci unpack` of `layout` (`DIR:TAG`) into the test's temp dir; returns the bundle dir.
+fn unpack(layout: &str, tmp: &TempDir) -> PathBuf {
+    let unpacked = tmp.0.join("unpacked");
+    tool(
+        "umoci",
+        &["unpack", "--image", layout, unpacked.to_str().unwrap()],
+    );
+    unpacked
+}
+
 /// Events of a `--progress rawjson` build: (event, vertex name).
 fn events(out: &Output) -> Vec<(String, String)> {
     text(&out.stderr)
@@ -181,11 +191,7 @@ fn multistage_build_rebuilds_only_what_changed() {
         history.contains(&"RUN /bin/sh -c cat /app/out.txt # buildkit"),
         "{history:?}"
     );
-    let unpacked = tmp.0.join("unpacked");
-    tool(
-        "umoci",
-        &["unpack", "--image", &layout, unpacked.to_str().unwrap()],
-    );
+    let unpacked = unpack(&layout, &tmp);
     let rootfs = unpacked.join("rootfs");
     assert_eq!(
         std::fs::read_to_string(rootfs.join("app/out.txt")).unwrap(),
@@ -287,11 +293,7 @@ fn scratch_image_with_dockerignore() {
         );
     }
     let layout = format!("{}:1", root.join("v1/content").display());
-    let unpacked = tmp.0.join("unpacked");
-    tool(
-        "umoci",
-        &["unpack", "--image", &layout, unpacked.to_str().unwrap()],
-    );
+    let unpacked = unpack(&layout, &tmp);
     assert_eq!(
         std::fs::read_to_string(unpacked.join("rootfs/src/a.txt")).unwrap(),
         "a\n"
@@ -319,11 +321,7 @@ fn copy_link_lands_on_top_of_the_base() {
     );
     ok(&root, &["build", "-t", "link:1", ctx.to_str().unwrap()]);
     let layout = format!("{}:1", root.join("v1/content").display());
-    let unpacked = tmp.0.join("unpacked");
-    tool(
-        "umoci",
-        &["unpack", "--image", &layout, unpacked.to_str().unwrap()],
-    );
+    let unpacked = unpack(&layout, &tmp);
     assert_eq!(
         std::fs::read_to_string(unpacked.join("rootfs/app/base.txt")).unwrap(),
         "base\n"
@@ -407,11 +405,7 @@ fn secrets_reach_the_step_and_nothing_else() {
     // The steps saw it (their marker files exist), and no byte of it is anywhere in the store:
     // layers, configs, manifests, snapshots, cache records.
     let layout = format!("{}:1", root.join("v1/content").display());
-    let unpacked = tmp.0.join("unpacked");
-    tool(
-        "umoci",
-        &["unpack", "--image", &layout, unpacked.to_str().unwrap()],
-    );
+    let unpacked = unpack(&layout, &tmp);
     assert!(unpacked.join("rootfs/file-ok").exists() && unpacked.join("rootfs/env-ok").exists());
     assert!(
         !unpacked.join("rootfs/run/secrets/tok").exists(),

@@ -221,18 +221,7 @@ impl ImageManifest {
 
     /// Decodes a manifest and checks its schema version.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let manifest: ImageManifest =
-            serde_json::from_slice(bytes).map_err(|source| ManifestError::Parse {
-                what: "image manifest",
-                source,
-            })?;
-        if manifest.schema_version != 2 {
-            return Err(ManifestError::SchemaVersion {
-                what: "image manifest",
-                version: manifest.schema_version,
-            });
-        }
-        Ok(manifest)
+        decode_v2(bytes, "image manifest", |m: &Self| m.schema_version)
     }
 
     /// Canonical encoding (two-space indent, as BuildKit writes manifests).
@@ -299,24 +288,31 @@ impl ImageIndex {
 
     /// Decodes an index and checks its schema version.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let index: ImageIndex =
-            serde_json::from_slice(bytes).map_err(|source| ManifestError::Parse {
-                what: "image index",
-                source,
-            })?;
-        if index.schema_version != 2 {
-            return Err(ManifestError::SchemaVersion {
-                what: "image index",
-                version: index.schema_version,
-            });
-        }
-        Ok(index)
+        decode_v2(bytes, "image index", |i: &Self| i.schema_version)
     }
 
     /// Canonical encoding (two-space indent, as BuildKit writes indexes).
     pub fn to_json(&self) -> Result<Vec<u8>, ManifestError> {
         Ok(canonical_json::to_vec_pretty(self)?)
     }
+}
+
+/// Decodes a manifest-like document and checks it is schema version 2.
+fn decode_v2<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+    version: impl Fn(&T) -> u32,
+) -> Result<T, ManifestError> {
+    let doc: T =
+        serde_json::from_slice(bytes).map_err(|source| ManifestError::Parse { what, source })?;
+    let found = version(&doc);
+    if found != 2 {
+        return Err(ManifestError::SchemaVersion {
+            what,
+            version: found,
+        });
+    }
+    Ok(doc)
 }
 
 /// A decoded manifest-like document: either one image or an index of them.

@@ -57,6 +57,7 @@ mod signal;
 mod stages;
 mod stopsignal;
 pub(crate) mod suggest;
+pub(crate) use ports::port_range;
 mod user;
 mod volume;
 mod workdir;

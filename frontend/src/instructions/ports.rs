@@ -155,7 +155,7 @@ fn strip_brackets(ip: &str) -> Result<String, PortError> {
 }
 
 /// `8000` or `8000-8010` → inclusive bounds; `None` when invalid.
-fn port_range(ports: &str) -> Option<(u32, u32)> {
+pub(crate) fn port_range(ports: &str) -> Option<(u32, u32)> {
     if ports.is_empty() {
         return None;
     }

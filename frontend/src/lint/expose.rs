@@ -4,6 +4,7 @@
 use super::config::CheckConfig;
 use super::linter::Linter;
 use super::rules;
+use crate::instructions::port_range;
 use crate::parser::{go_quote, Span};
 use std::net::IpAddr;
 
@@ -47,10 +48,10 @@ pub(crate) fn check_port(
         return Err(format!("invalid IP address: {ip}"));
     }
     let (start, end) =
-        port_range(container).map_err(|_| format!("invalid containerPort: {container}"))?;
+        port_range(container).ok_or_else(|| format!("invalid containerPort: {container}"))?;
     if !host_port.is_empty() {
         let (host_start, host_end) =
-            port_range(host_port).map_err(|_| format!("invalid hostPort: {host_port}"))?;
+            port_range(host_port).ok_or_else(|| format!("invalid hostPort: {host_port}"))?;
         if end - start != host_end - host_start && end != start {
             return Err(format!(
                 "invalid ranges specified for container and host Ports: {container} and {host_port}"
@@ -85,37 +86,6 @@ fn split_proto_port(raw: &str) -> Result<(&str, &str), String> {
         "" => Ok(("tcp", port)),
         "tcp" | "udp" | "sctp" => Ok((proto, port)),
         _ => Err(format!("invalid proto: {proto}")),
-    }
-}
-
-/// `start[-end]`, each 0–65535.
-fn port_range(ports: &str) -> Result<(u32, u32), ()> {
-    let (start, end) = match ports.split_once('-') {
-        Some((s, e)) => (s, Some(e)),
-        None => (ports, None),
-    };
-    let start_port = port_number(start)?;
-    match end {
-        None => Ok((start_port, start_port)),
-        Some(e) if e == start => Ok((start_port, start_port)),
-        Some(e) => {
-            let end_port = port_number(e)?;
-            if end_port < start_port {
-                return Err(());
-            }
-            Ok((start_port, end_port))
-        }
-    }
-}
-
-fn port_number(s: &str) -> Result<u32, ()> {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(());
-    }
-    match s.parse::<i64>() {
-        Ok(n) if (0..=65535).contains(&n) => u32::try_from(n).map_err(|_| ()),
-        _ => Err(()),
     }
 }
 
