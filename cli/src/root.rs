@@ -23,5 +23,8 @@ pub fn default_root() -> PathBuf {
 /// Opens the store under `root` (or the default).
 pub fn open(root: Option<&Path>) -> Result<Store> {
     let root = root.map_or_else(default_root, Path::to_path_buf);
+    // Absolute, because the sandbox mounts snapshot paths after changing directory.
+    let root = std::path::absolute(&root)
+        .with_context(|| format!("invalid store root {}", root.display()))?;
     Store::open(&root).with_context(|| format!("cannot open the store at {}", root.display()))
 }

@@ -4,7 +4,7 @@
 //! the local worker → export the result into the store and tag it.
 
 use super::{dockerfile_path, Source};
-use crate::progress::{Mode, Renderer};
+use crate::progress::Mode;
 use crate::{report, root};
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -351,13 +351,8 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         .enable_all()
         .build()?;
     let solved = runtime.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let printer = tokio::spawn(async move {
-            let mut renderer = Renderer::new(mode, std::io::stderr());
-            while let Some(event) = rx.recv().await {
-                renderer.event(&event);
-            }
-        });
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let printer = tokio::spawn(crate::progress::print(mode, rx));
         let mut options = SolveOptions {
             no_cache: args.no_cache,
             progress: Some(tx),

@@ -1,4 +1,4 @@
-//! Progress rendering: the solver's events printed the way buildx prints them.
+//! Line-oriented progress: `plain`, `rawjson` and `quiet`.
 //!
 //! `plain` is buildx's `--progress=plain`: each vertex gets a number `#N` the first time it
 //! shows up, then `#N name`, its output lines as `#N 0.123 line` (seconds since the vertex
@@ -11,20 +11,7 @@ use std::time::Instant;
 use strata_solver::progress::{Event, EventKind, Stream};
 use strata_solver::Digest;
 
-/// How progress is shown (`--progress`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// `tty` on a terminal, `plain` otherwise.
-    Auto,
-    /// Live lines (currently rendered like `plain`).
-    Tty,
-    /// buildx's plain text.
-    Plain,
-    /// One JSON object per event.
-    Rawjson,
-    /// Nothing.
-    Quiet,
-}
+use super::Mode;
 
 /// Per-vertex state of the plain renderer.
 #[derive(Debug)]
