@@ -157,7 +157,6 @@ impl<W: Worker> Solver<W> {
                     .await
                     .map_err(|source| vertex_error(&graph, id, source))?;
                 if let Some(found) = hit {
-                    progress(id).send(EventKind::Cached);
                     results.insert(id, found);
                     cached.push(id);
                     continue;
@@ -171,6 +170,13 @@ impl<W: Worker> Solver<W> {
             }
         }
 
+        // Every step not run is reported cached, inputs first, as buildx lists a no-op
+        // rebuild: the hits and what lies below them (not needed, so not loaded).
+        for &id in &order {
+            if !needed.contains(&id) {
+                progress(id).send(EventKind::Cached);
+            }
+        }
         let executed = self
             .execute(&graph, &keys, &needed, &mut results, &progress, &options)
             .await?;
