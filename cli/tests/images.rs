@@ -2,11 +2,9 @@
 //! binary on a temp `--root`, with a busybox image made from the host's busybox-static, and
 //! what `save` writes read by `skopeo` and `podman load`.
 
-#[path = "../../worker/tests/common/busybox.rs"]
-mod busybox;
 mod common;
 
-use common::{strata, text, tool, TempDir};
+use common::{busybox, strata, text, tool, TempDir};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,10 @@
 
 #![allow(dead_code)] // Each test binary uses a different subset.
 
-use std::path::PathBuf;
+#[path = "../../../worker/tests/common/busybox.rs"]
+pub mod busybox;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// A directory removed when dropped.
@@ -49,4 +52,84 @@ pub fn tool(program: &str, args: &[&str]) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
+}
+
+/// Runs `strata --root ROOT ARGS`, failing the test unless it succeeds.
+pub fn ok(root: &Path, args: &[&str]) -> Output {
+    let out = strata(root, args);
+    assert!(
+        out.status.success(),
+        "strata {args:?}:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+/// Whether RUN steps can run here (root, busybox-static). In CI they must: a skip there
+/// would hide a missing install behind a green run.
+pub fn can_run_sandboxes() -> bool {
+    let ok = rustix::process::geteuid().is_root() && Path::new("/bin/busybox").exists();
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "CI must run this test as root with busybox-static"
+    );
+    if !ok {
+        eprintln!("skipped: needs root and busybox-static");
+    }
+    ok
+}
+
+/// A store with `busybox:latest` loaded.
+pub fn store_with_busybox(tmp: &TempDir) -> PathBuf {
+    let (layout, manifest) = busybox::busybox_layout(&tmp.0.join("src"), "busybox:latest").unwrap();
+    let archive = tmp.0.join("busybox.tar");
+    std::fs::write(
+        &archive,
+        busybox::docker_archive(&layout, &manifest, &["busybox:latest"]).unwrap(),
+    )
+    .unwrap();
+    let root = tmp.0.join("root");
+    ok(&root, &["load", "-i", archive.to_str().unwrap()]);
+    root
+}
+
+/// `umoci unpack` of `layout` (`DIR:TAG`) into the test's temp dir; returns the bundle dir.
+pub fn unpack(layout: &str, tmp: &TempDir) -> PathBuf {
+    let unpacked = tmp.0.join("unpacked");
+    tool(
+        "umoci",
+        &["unpack", "--image", layout, unpacked.to_str().unwrap()],
+    );
+    unpacked
+}
+
+/// Events of a `--progress rawjson` build: (event, vertex name).
+pub fn events(out: &Output) -> Vec<(String, String)> {
+    text(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            (
+                v["event"].as_str().unwrap_or_default().to_string(),
+                v["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn ran(out: &Output) -> Vec<String> {
+    events(out)
+        .into_iter()
+        .filter(|(e, _)| e == "started")
+        .map(|(_, n)| n)
+        .collect()
+}
+
+pub fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, body) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
 }
