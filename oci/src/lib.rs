@@ -11,13 +11,15 @@
 //! - [`compression`]: parallel deterministic gzip, multithreaded zstd, detection;
 //! - [`layer`]: directory → layer tar diff (overlay whiteouts → OCI whiteouts) and safe
 //!   layer unpacking;
-//! - [`archive`]: OCI image layouts (directory and tar) and `docker save` archives.
+//! - [`archive`]: OCI image layouts (directory and tar) and `docker save` archives;
+//! - [`registry`]: the registry client — references, auth, pull and push (async, reqwest).
 //!
 //! CPU-heavy functions (layer writing and applying, archive reading and writing) are
 //! blocking and self-contained: callers run them on rayon or `spawn_blocking`. Compressors
 //! start their own worker threads and never use a shared pool, so they cannot deadlock it.
 //!
-//! The registry client (pull, push, auth) will live here too; it is not written yet.
+//! The registry client is the one async part: it streams bytes between the network and
+//! caller-provided sinks and files, and verifies every digest on the way.
 
 #![warn(missing_docs)]
 
@@ -29,6 +31,7 @@ pub mod digest;
 pub mod layer;
 pub mod manifest;
 pub mod media_type;
+pub mod registry;
 mod tar_format;
 
 pub use compression::{Compression, CompressionKind};
