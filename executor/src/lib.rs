@@ -12,8 +12,9 @@
 //! Module map: `spec` (input types), `namespace`, `rootfs` (overlay mounting of any depth,
 //! stub cleanup), `mount` (the sandbox's fixed mounts), `user` (USER resolution),
 //! `capability`, `seccomp` (Docker's profile → BPF), `process` (exit status, PATH lookup),
-//! `supervise` (output pump), `cancel`, `sandbox` (native backend), `runc`, and `sys`, the only
-//! module with `unsafe`.
+//! `supervise` (output pump), `cancel`, `layers` (bind mounts of snapshot layers), `sandbox`
+//! (native backend), `runc` (any OCI runtime: runc, crun), and `sys`, the only module with
+//! `unsafe`.
 //!
 //! Key decision — a blocking API with a cancel token, not an async fn: a run is a few
 //! syscalls plus one `poll(2)` loop over the output pipes, the sandbox's pidfd and the
@@ -31,6 +32,7 @@
 mod cancel;
 mod capability;
 mod error;
+mod layers;
 mod mount;
 mod namespace;
 mod output;
@@ -66,6 +68,9 @@ pub use user::{ExecUser, UserError};
 /// (`CapEff: 00000000a80425fb` for root in a sandbox).
 pub const DEFAULT_CAPABILITIES: u64 = capability::default_mask();
 
+/// Where the scratch upper directories of layered bind mounts live, under the state dir.
+const LAYERS_DIR: &str = "binds";
+
 /// Which implementation runs the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -73,6 +78,8 @@ pub enum Backend {
     Native,
     /// An OCI bundle run by `runc` (path to the binary).
     Runc(PathBuf),
+    /// An OCI bundle run by `crun` (path to the binary), the same way as runc.
+    Crun(PathBuf),
 }
 
 /// Runs processes in sandboxes. Cheap to share between threads; runs are independent.
@@ -108,8 +115,10 @@ impl Executor {
                 })?;
                 BackendImpl::Native
             }
-            Backend::Runc(bin) => BackendImpl::Runc(runc::Runc::new(&state_dir, bin)?),
+            Backend::Runc(bin) => BackendImpl::Runc(runc::Runc::new(&state_dir, bin, "runc")?),
+            Backend::Crun(bin) => BackendImpl::Runc(runc::Runc::new(&state_dir, bin, "crun")?),
         };
+        layers::clean_stale(&state_dir.join(LAYERS_DIR));
         Ok(Executor { backend, state_dir })
     }
 
@@ -129,9 +138,16 @@ impl Executor {
         sink: &mut dyn OutputSink,
         cancel: &CancelToken,
     ) -> Result<ExitStatus, ExecError> {
+        let mut scratch = layers::LayerScratch::new(&self.state_dir.join(LAYERS_DIR));
         match &self.backend {
-            BackendImpl::Native => sandbox::run(&self.state_dir.join("native"), spec, sink, cancel),
-            BackendImpl::Runc(r) => r.run(spec, sink, cancel),
+            BackendImpl::Native => sandbox::run(
+                &self.state_dir.join("native"),
+                &mut scratch,
+                spec,
+                sink,
+                cancel,
+            ),
+            BackendImpl::Runc(r) => r.run(&mut scratch, spec, sink, cancel),
         }
     }
 }

@@ -21,6 +21,12 @@ pub enum MountError {
         /// The target given.
         target: String,
     },
+    /// A bind mount's `source=` path that its filesystem does not have.
+    #[error("bind source {path:?}: not found in the mounted filesystem")]
+    NotFound {
+        /// The path given (inside the mounted filesystem).
+        path: String,
+    },
     /// A bind source that cannot be used.
     #[error("bind source {path:?}: {source}")]
     Source {

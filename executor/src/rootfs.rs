@@ -484,6 +484,57 @@ fn lookup_in_layers(layers: &[&Path], path: &str) -> Option<(PathBuf, fs::Stat)>
     None
 }
 
+/// Resolves `path` in the merged view of `layers` (topmost first) as if that view were `/`:
+/// symlinks are followed but never leave it (an absolute target restarts at its root, `..`
+/// stops there), as BuildKit's `RootPath`. Returns the symlink-free absolute path and its
+/// type, or `None` when it does not exist or a loop is met.
+pub(crate) fn resolve_in_layers(layers: &[&Path], path: &str) -> Option<(String, FileType)> {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    fn push_parts(pending: &mut Vec<Vec<u8>>, path: &[u8]) {
+        // A stack: the next component is last.
+        pending.extend(
+            path.split(|&b| b == b'/')
+                .filter(|p| !p.is_empty() && *p != b".")
+                .map(<[u8]>::to_vec)
+                .rev(),
+        );
+    }
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    push_parts(&mut pending, path.as_bytes());
+    let mut resolved: Vec<Vec<u8>> = Vec::new();
+    let mut kind = FileType::Directory;
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == b".." {
+            resolved.pop();
+            kind = FileType::Directory;
+            continue;
+        }
+        resolved.push(part);
+        let joined = format!("/{}", String::from_utf8_lossy(&resolved.join(&b'/')));
+        let (host, st) = lookup_in_layers(layers, &joined)?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Symlink => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&host).ok()?.into_os_string().into_vec();
+                resolved.pop();
+                if target.starts_with(b"/") {
+                    resolved.clear();
+                }
+                push_parts(&mut pending, &target);
+            }
+            t if t != FileType::Directory && !pending.is_empty() => return None,
+            t => kind = t,
+        }
+    }
+    let text = OsString::from_vec(resolved.join(&b'/'));
+    Some((format!("/{}", text.to_string_lossy()), kind))
+}
+
 /// Whether `path` exists in the merged view of `layers` (topmost first).
 pub(crate) fn exists_in_layers(layers: &[&Path], path: &str) -> bool {
     lookup_in_layers(layers, path).is_some()

@@ -37,6 +37,7 @@ use rustix::process::{pidfd_open, waitid, Pid, PidfdFlags, WaitId, WaitIdOptions
 
 use crate::cancel::CancelToken;
 use crate::error::ExecError;
+use crate::layers::LayerScratch;
 use crate::mount::{self as layout, EtcFile};
 use crate::namespace::{self, Kind};
 use crate::output::OutputSink;
@@ -50,31 +51,43 @@ use crate::{capability, sys, user};
 /// Why the runc backend failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuncError {
-    /// Writing the bundle or a runc invocation failed.
-    #[error("runc: {what}: {source}")]
+    /// Writing the bundle or a runtime invocation failed.
+    #[error("{runtime}: {what}: {source}")]
     Io {
+        /// The runtime (`runc`, `crun`).
+        runtime: &'static str,
         /// What was being done.
         what: String,
         /// The error.
         source: std::io::Error,
     },
     /// `config.json` could not be built.
-    #[error("runc: building config.json: {reason}")]
+    #[error("building config.json: {reason}")]
     Config {
         /// oci-spec's message.
         reason: String,
     },
-    /// runc could not start the container (its own message).
-    #[error("runc run failed: {message}")]
+    /// The runtime could not start the container (its own message).
+    #[error("{runtime} run failed: {message}")]
     Start {
+        /// The runtime (`runc`, `crun`).
+        runtime: &'static str,
         /// runc's error text.
         message: String,
     },
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ExecError {
-    let what = what.into();
-    move |source| ExecError::Runc(RuncError::Io { what, source })
+fn io_of(runtime: &'static str) -> impl Fn(&str) -> Box<dyn FnOnce(std::io::Error) -> ExecError> {
+    move |what: &str| {
+        let what = what.to_owned();
+        Box::new(move |source| {
+            ExecError::Runc(RuncError::Io {
+                runtime,
+                what,
+                source,
+            })
+        })
+    }
 }
 
 fn config_err(e: impl std::fmt::Display) -> ExecError {
@@ -87,6 +100,8 @@ fn config_err(e: impl std::fmt::Display) -> ExecError {
 #[derive(Debug)]
 pub(crate) struct Runc {
     binary: PathBuf,
+    /// `runc` or `crun`, for messages.
+    name: &'static str,
     /// runc's `--root` (its container state).
     state: PathBuf,
     bundles: PathBuf,
@@ -99,9 +114,14 @@ const MAX_ID_FILE: u64 = 16 << 20;
 
 impl Runc {
     /// A backend keeping its state under `state_dir`; removes what dead supervisors left.
-    pub(crate) fn new(state_dir: &Path, binary: PathBuf) -> Result<Self, ExecError> {
+    pub(crate) fn new(
+        state_dir: &Path,
+        binary: PathBuf,
+        name: &'static str,
+    ) -> Result<Self, ExecError> {
         let r = Runc {
             binary,
+            name,
             state: state_dir.join("runc-state"),
             bundles: state_dir.join("runc-bundles"),
         };
@@ -149,6 +169,7 @@ impl Runc {
     /// Runs `spec` with `runc run`.
     pub(crate) fn run(
         &self,
+        scratch: &mut LayerScratch,
         spec: &RunSpec,
         sink: &mut dyn OutputSink,
         cancel: &CancelToken,
@@ -167,7 +188,7 @@ impl Runc {
             NEXT_ID.fetch_add(1, Ordering::Relaxed)
         );
         let bundle = self.bundles.join(&id);
-        let result = self.run_in(&id, &bundle, spec, sink, cancel);
+        let result = self.run_in(&id, &bundle, scratch, spec, sink, cancel);
         let _ = std::fs::remove_dir_all(&bundle);
         result
     }
@@ -176,12 +197,37 @@ impl Runc {
         &self,
         id: &str,
         bundle: &Path,
+        scratch: &mut LayerScratch,
         spec: &RunSpec,
         sink: &mut dyn OutputSink,
         cancel: &CancelToken,
     ) -> Result<ExitStatus, ExecError> {
+        let io = io_of(self.name);
         let rootfs_dir = bundle.join("rootfs");
         std::fs::create_dir_all(&rootfs_dir).map_err(io("create bundle"))?;
+        // Layered bind sources: mounted next to the rootfs in runc's mount namespace; the
+        // config binds the resolved path inside each.
+        let mut layered: Vec<(OverlayMount, CString)> = Vec::new();
+        let mut bind_sources: Vec<Option<PathBuf>> = Vec::new();
+        for (i, m) in spec.mounts.iter().enumerate() {
+            let MountSpec::Layers {
+                lowerdirs, source, ..
+            } = m
+            else {
+                bind_sources.push(None);
+                continue;
+            };
+            let prepared = scratch.prepare(i, lowerdirs, source)?;
+            let mountpoint = bundle.join(format!("layers-{i}"));
+            std::fs::create_dir_all(&mountpoint).map_err(io("create bundle"))?;
+            bind_sources.push(Some(mountpoint.join(&prepared.path)));
+            let c = CString::new(mountpoint.as_os_str().as_bytes()).map_err(|_| {
+                ExecError::InvalidSpec {
+                    reason: "bundle path with a NUL byte".into(),
+                }
+            })?;
+            layered.push((prepared.overlay, c));
+        }
 
         let (layers, write_base): (Vec<&Path>, PathBuf) = match &spec.rootfs {
             Rootfs::Overlay {
@@ -245,7 +291,7 @@ impl Runc {
             };
             std::fs::write(bundle.join(f.name()), content).map_err(io("write bundle file"))?;
         }
-        let config = self.config(spec, &user, bundle)?;
+        let config = self.config(spec, &user, bundle, &bind_sources)?;
         config
             .save(bundle.join("config.json"))
             .map_err(config_err)?;
@@ -299,24 +345,27 @@ impl Runc {
                 Prepared::Overlay(m) => m.mount_at(&target).map_err(errno)?,
                 Prepared::Dir(d) => mount_bind(d.as_c_str(), target.as_c_str()).map_err(errno)?,
             }
+            for (overlay, mountpoint) in &layered {
+                overlay.mount_at(mountpoint).map_err(errno)?;
+            }
             rustix::process::chdir(c"/").map_err(errno)?;
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
                 .map_err(errno)?;
             Ok(())
         });
-        let mut child = cmd.spawn().map_err(io("spawn runc"))?;
+        let mut child = cmd.spawn().map_err(io("spawn"))?;
         let out: OwnedFd = child
             .stdout
             .take()
             .map(Into::into)
-            .ok_or_else(|| io("runc stdout")(std::io::Error::other("missing pipe")))?;
+            .ok_or_else(|| io("stdout")(std::io::Error::other("missing pipe")))?;
         let err: OwnedFd = child
             .stderr
             .take()
             .map(Into::into)
-            .ok_or_else(|| io("runc stderr")(std::io::Error::other("missing pipe")))?;
+            .ok_or_else(|| io("stderr")(std::io::Error::other("missing pipe")))?;
         let pid = Pid::from_raw(child.id() as i32)
-            .ok_or_else(|| io("runc pid")(std::io::Error::other("invalid pid")))?;
+            .ok_or_else(|| io("pid")(std::io::Error::other("invalid pid")))?;
         let pidfd = pidfd_open(pid, PidfdFlags::empty()).map_err(|e| io("pidfd_open")(e.into()))?;
 
         let mut pump = Pump::new(out, err, sink);
@@ -344,7 +393,7 @@ impl Runc {
             match waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED) {
                 Ok(Some(st)) => break st,
                 Ok(None) | Err(Errno::INTR) => continue,
-                Err(e) => return Err(io("wait for runc")(e.into())),
+                Err(e) => return Err(io("wait")(e.into())),
             }
         };
         pump.drain();
@@ -365,8 +414,12 @@ impl Runc {
         if cancelled {
             return Err(ExecError::Cancelled);
         }
-        if let Some(message) = start_error(&log) {
-            return Err(RuncError::Start { message }.into());
+        if let Some(message) = start_error(&log, self.name) {
+            return Err(RuncError::Start {
+                runtime: self.name,
+                message,
+            }
+            .into());
         }
         match (status.exit_status(), status.terminating_signal()) {
             (Some(c), _) => Ok(ExitStatus::Code(c)),
@@ -381,6 +434,7 @@ impl Runc {
         spec: &RunSpec,
         user: &user::ExecUser,
         bundle: &Path,
+        bind_sources: &[Option<PathBuf>],
     ) -> Result<Spec, ExecError> {
         let sandboxed = spec.security == Security::Sandbox;
         let caps = |names: Vec<String>| -> Result<Capabilities, ExecError> {
@@ -507,9 +561,22 @@ impl Runc {
                 &["rbind", "ro"],
             )?);
         }
-        for um in &spec.mounts {
+        for (i, um) in spec.mounts.iter().enumerate() {
             let target = layout::normalize_target(um.target())?;
             mounts.push(match um {
+                MountSpec::Layers { readonly, .. } => {
+                    let source = bind_sources.get(i).cloned().flatten().unwrap_or_default();
+                    m(
+                        &target,
+                        "bind",
+                        &source.to_string_lossy(),
+                        if *readonly {
+                            &["rbind", "ro"]
+                        } else {
+                            &["rbind"]
+                        },
+                    )?
+                }
                 MountSpec::Bind {
                     source, readonly, ..
                 } => m(
@@ -641,8 +708,8 @@ fn seccomp_section() -> Result<oci_spec::runtime::LinuxSeccomp, ExecError> {
         .map_err(config_err)
 }
 
-/// runc's error when it could not start the container, from its JSON log.
-fn start_error(log: &Path) -> Option<String> {
+/// The runtime's error when it could not start the container, from its JSON log.
+fn start_error(log: &Path, runtime: &str) -> Option<String> {
     let mut text = String::new();
     std::fs::File::open(log)
         .ok()?
@@ -654,7 +721,7 @@ fn start_error(log: &Path) -> Option<String> {
         .filter(|v| v["level"] == "error" || v["level"] == "fatal")
         .find_map(|v| v["msg"].as_str().map(str::to_owned))
         .map(|m| {
-            m.strip_prefix("runc run failed: ")
+            m.strip_prefix(&format!("{runtime} run failed: "))
                 .map(str::to_owned)
                 .unwrap_or(m)
         })

@@ -131,6 +131,20 @@ pub enum MountSpec {
         /// Mount it read-only.
         readonly: bool,
     },
+    /// A filesystem made of read-only layers (a stage's or an image's snapshot chain, a
+    /// staged context selection), with the path `source` inside it shown at `target`
+    /// (`RUN --mount=type=bind,from=…`). Symlinks in `source` resolve inside that filesystem.
+    /// Writes, when not `readonly`, land in a scratch directory discarded after the run.
+    Layers {
+        /// Layer directories, nearest (topmost) first; at least one.
+        lowerdirs: Vec<PathBuf>,
+        /// Absolute path inside the layered filesystem (`/` for all of it).
+        source: String,
+        /// Absolute path in the sandbox.
+        target: String,
+        /// Mount it read-only.
+        readonly: bool,
+    },
     /// A fresh tmpfs at `target`.
     Tmpfs {
         /// Absolute path in the sandbox.
@@ -144,7 +158,9 @@ impl MountSpec {
     /// The path in the sandbox this mount covers.
     pub fn target(&self) -> &str {
         match self {
-            MountSpec::Bind { target, .. } | MountSpec::Tmpfs { target, .. } => target,
+            MountSpec::Bind { target, .. }
+            | MountSpec::Layers { target, .. }
+            | MountSpec::Tmpfs { target, .. } => target,
         }
     }
 }

@@ -16,6 +16,7 @@ use strata_executor::{Backend, Executor};
 use strata_frontend::instructions::{self, DependencySource, ResolveOptions, StageBase};
 use strata_frontend::lower::{self, BaseImageConfig, LowerOptions};
 use strata_frontend::{ignore, parser};
+use strata_solver::op::NetworkMode;
 use strata_solver::{SolveOptions, Solver};
 use strata_worker::engine::{FsRef, LocalWorker, Secret};
 use strata_worker::image::{self, ExportOptions};
@@ -49,13 +50,26 @@ pub struct Args {
     /// Write build result metadata (digests, names) to this JSON file.
     #[arg(long)]
     metadata_file: Option<PathBuf>,
-    /// Also write the image out: `type=oci,dest=FILE` or `type=docker,dest=FILE`
-    /// (`type=image`, the local store, is always done).
+    /// Also write the result out: `type=oci,dest=FILE`, `type=docker,dest=FILE` (the image),
+    /// `type=local,dest=DIR` or `type=tar,dest=FILE|-` (its filesystem); `type=image`, the
+    /// local store, is always done.
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
     /// Secrets for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`.
     #[arg(long = "secret")]
     secrets: Vec<String>,
+    /// SSH agents for `RUN --mount=type=ssh`: `default` (`$SSH_AUTH_SOCK`) or `ID=SOCKET`.
+    #[arg(long = "ssh")]
+    ssh: Vec<String>,
+    /// Extra privileges: `security.insecure` (`RUN --security=insecure`), `network.host`.
+    #[arg(long = "allow")]
+    allow: Vec<String>,
+    /// Networking mode of RUN steps: `default`, `none` or `host`.
+    #[arg(long, default_value = "default")]
+    network: String,
+    /// What runs RUN steps: `native` (Strata's own sandbox), `runc` or `crun` (OCI runtimes).
+    #[arg(long, value_enum, default_value = "native")]
+    runtime: Runtime,
     /// Steps running at once (default: 8 × the number of cores).
     #[arg(long)]
     max_parallelism: Option<usize>,
@@ -107,6 +121,69 @@ fn dockerignore(context: &Path, dockerfile: &Path) -> Result<Vec<String>> {
     }
 }
 
+/// `--runtime`: the executor backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Runtime {
+    Native,
+    Runc,
+    Crun,
+}
+
+impl Runtime {
+    fn backend(self) -> Result<Backend> {
+        let find = |name: &str| -> Result<PathBuf> {
+            std::env::var_os("PATH")
+                .into_iter()
+                .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+                .chain(["/usr/sbin".into(), "/usr/bin".into(), "/sbin".into()])
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+                .ok_or_else(|| anyhow!("--runtime {name}: {name} not found in PATH (install it, or use --runtime native)"))
+        };
+        Ok(match self {
+            Runtime::Native => Backend::Native,
+            Runtime::Runc => Backend::Runc(find("runc")?),
+            Runtime::Crun => Backend::Crun(find("crun")?),
+        })
+    }
+}
+
+/// `--ssh default|ID[=SOCKET]`: an agent socket by id (`$SSH_AUTH_SOCK` when no path).
+fn parse_ssh(spec: &str) -> Result<(String, PathBuf)> {
+    let (id, path) = match spec.split_once('=') {
+        Some((id, path)) => (id.to_string(), PathBuf::from(path)),
+        None => {
+            let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
+                anyhow!("invalid ssh {spec:?}: SSH_AUTH_SOCK is not set (give ID=SOCKET)")
+            })?;
+            (spec.to_string(), PathBuf::from(sock))
+        }
+    };
+    if id.is_empty() || path.as_os_str().is_empty() || path.to_string_lossy().contains(',') {
+        bail!("invalid ssh {spec:?}: expected default or ID=SOCKET");
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(&path)
+        .with_context(|| format!("ssh {id}: agent socket {}", path.display()))?;
+    if !meta.file_type().is_socket() {
+        bail!(
+            "ssh {id}: {} is not an agent socket (only forwarding a running ssh-agent is supported)",
+            path.display()
+        );
+    }
+    Ok((id, path))
+}
+
+/// `--network`: the default network of RUN steps.
+fn parse_network(mode: &str) -> Result<NetworkMode> {
+    Ok(match mode {
+        "default" => NetworkMode::Default,
+        "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => bail!("invalid --network {other:?}: expected default, none or host"),
+    })
+}
+
 /// `--secret id=ID[,type=file|env][,src=PATH|env=VAR]`, as buildx reads it (a bare `id=ID`
 /// takes the environment variable of that name).
 fn parse_secret(spec: &str) -> Result<(String, Secret)> {
@@ -154,16 +231,23 @@ impl Drop for EmptyDir {
 struct Output {
     format: image::ArchiveFormat,
     dest: PathBuf,
+    /// `compression=`, `compression-level=`, `force-compression=` (default gzip).
+    compression: image::LayerCompression,
 }
 
 /// Parses `type=oci|docker|image,dest=PATH`; `None` for `type=image` (the store).
 fn parse_output(spec: &str) -> Result<Option<Output>> {
     let mut kind = None;
     let mut dest = None;
+    let (mut codec, mut level, mut force) = (None, None, None);
     for field in spec.split(',') {
         match field.split_once('=') {
             Some(("type", v)) => kind = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            Some(("compression", v)) => codec = Some(v),
+            Some(("compression-level", v)) => level = Some(v),
+            Some(("force-compression", v)) => force = Some(v),
+            None if field == "force-compression" => force = Some(""),
             Some(("name", _)) => {}
             _ => bail!("invalid output {spec:?}: unknown field {field:?}"),
         }
@@ -173,12 +257,92 @@ fn parse_output(spec: &str) -> Result<Option<Output>> {
         Some("oci") => image::ArchiveFormat::Oci,
         Some("docker") => image::ArchiveFormat::Docker,
         Some(other) => {
-            bail!("output type {other:?} is not supported yet (supported: image, oci, docker)")
+            bail!("output type {other:?} is not supported yet (supported: image, oci, docker, local, tar)")
         }
         None => bail!("invalid output {spec:?}: type= is required"),
     };
     let dest = dest.ok_or_else(|| anyhow!("output {spec:?} needs dest=FILE"))?;
-    Ok(Some(Output { format, dest }))
+    let compression = image::LayerCompression::parse(codec, level, force)
+        .with_context(|| format!("invalid output {spec:?}"))?;
+    Ok(Some(Output {
+        format,
+        dest,
+        compression,
+    }))
+}
+
+/// `--output type=local,dest=DIR` or `type=tar,dest=FILE|-`: the final filesystem.
+#[derive(Debug)]
+struct RootfsOutput {
+    tar: bool,
+    dest: PathBuf,
+}
+
+/// Parses a `type=local|tar` output; `None` for the image types.
+fn parse_rootfs_output(spec: &str) -> Result<Option<RootfsOutput>> {
+    let fields: Vec<(&str, &str)> = spec
+        .split(',')
+        .map(|f| f.split_once('=').unwrap_or((f, "")))
+        .collect();
+    let tar = match fields.iter().find(|(k, _)| *k == "type").map(|(_, v)| *v) {
+        Some("local") => false,
+        Some("tar") => true,
+        _ => return Ok(None),
+    };
+    let mut dest = None;
+    for (key, value) in fields {
+        match key {
+            "type" => {}
+            "dest" if !value.is_empty() => dest = Some(PathBuf::from(value)),
+            _ => bail!("invalid output {spec:?}: unknown field {key:?} (type=local|tar takes dest=)"),
+        }
+    }
+    let what = if tar { "dest=FILE or dest=-" } else { "dest=DIR" };
+    let dest = dest.ok_or_else(|| anyhow!("output {spec:?} needs {what}"))?;
+    if !tar && dest == Path::new("-") {
+        bail!("output {spec:?}: type=local cannot write to stdout (use type=tar,dest=-)");
+    }
+    Ok(Some(RootfsOutput { tar, dest }))
+}
+
+/// Writes the build's final filesystem as files or as a tar.
+fn write_rootfs_output(
+    store: &strata_cache::Store,
+    top: Option<&strata_cache::SnapshotId>,
+    output: &RootfsOutput,
+) -> Result<()> {
+    if !output.tar {
+        image::export_rootfs_dir(store, top, &output.dest)?;
+        return Ok(());
+    }
+    if output.dest == Path::new("-") {
+        let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        let (mut out, _) = image::export_rootfs_tar(store, top, stdout, &output.dest)?;
+        std::io::Write::flush(&mut out).context("failed to write the tar to stdout")?;
+        return Ok(());
+    }
+    // Written beside the destination and renamed: never a half-written tar at DEST.
+    let name = output
+        .dest
+        .file_name()
+        .ok_or_else(|| anyhow!("output dest {} is not a file name", output.dest.display()))?;
+    let tmp = output
+        .dest
+        .with_file_name(format!(".{}.strata-tmp", name.to_string_lossy()));
+    let file = std::fs::File::create(&tmp)
+        .with_context(|| format!("failed to create {}", tmp.display()))?;
+    let written = image::export_rootfs_tar(store, top, std::io::BufWriter::new(file), &output.dest)
+        .map_err(anyhow::Error::from)
+        .and_then(|(out, _)| {
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            Ok(())
+        })
+        .and_then(|()| Ok(std::fs::rename(&tmp, &output.dest)?));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("failed to write {}", output.dest.display()))
 }
 
 /// Writes the exported image as an archive.
@@ -198,7 +362,7 @@ fn write_output(
     }];
     let options = image::SaveOptions {
         format: output.format,
-        compression: strata_oci::compression::Compression::None,
+        compression: output.compression,
         platform: image::host_platform(),
         scratch: None,
     };
@@ -209,8 +373,19 @@ fn write_output(
 }
 
 pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
+    for a in &args.allow {
+        if a != "security.insecure" && a != "network.host" {
+            bail!("invalid entitlement {a:?}: expected security.insecure or network.host");
+        }
+    }
+    let network = parse_network(&args.network)?;
     let mut outputs = Vec::new();
+    let mut rootfs_outputs = Vec::new();
     for spec in &args.outputs {
+        if let Some(rootfs) = parse_rootfs_output(spec)? {
+            rootfs_outputs.push(rootfs);
+            continue;
+        }
         outputs.extend(parse_output(spec)?);
     }
     // `strata build - < Dockerfile`: the Dockerfile comes on stdin and there is no context
@@ -308,6 +483,11 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
             dockerignore(&context, &path)?
         },
         base_images,
+        network,
+        // buildx grants network.host itself for `--network host`.
+        allow_network_host: args.network == "host"
+            || args.allow.iter().any(|a| a == "network.host"),
+        allow_insecure: args.allow.iter().any(|a| a == "security.insecure"),
         ..Default::default()
     };
     resolve_options.base_images = lower_options.resolve_base_images();
@@ -324,7 +504,15 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         }
     };
 
-    let executor = Executor::new(Backend::Native, store.root().join("v1").join("executor"))?;
+    let executor = Executor::new(
+        args.runtime.backend()?,
+        store.root().join("v1").join("executor"),
+    )?;
+    let ssh = args
+        .ssh
+        .iter()
+        .map(|s| parse_ssh(s))
+        .collect::<Result<HashMap<_, _>>>()?;
     let contexts = vec![(
         lower::CONTEXT_NAME.to_string(),
         context.clone(),
@@ -338,7 +526,8 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
     let worker = Arc::new(
         LocalWorker::new(store.clone(), executor, contexts)
             .map_err(|e| anyhow!("{e}"))?
-            .with_secrets(secrets),
+            .with_secrets(secrets)
+            .with_ssh(ssh),
     );
     let graph = Arc::new(lowered.graph);
     let mode = match args.progress {
@@ -406,7 +595,16 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
             eprintln!("naming to {name} done");
         }
     }
-    println!("{}", exported.config);
+    // A tar on stdout owns stdout: the image id is not printed into it.
+    let tar_on_stdout = rootfs_outputs
+        .iter()
+        .any(|o| o.tar && o.dest == Path::new("-"));
+    if !tar_on_stdout {
+        println!("{}", exported.config);
+    }
+    for output in &rootfs_outputs {
+        write_rootfs_output(&store, top.as_ref(), output)?;
+    }
     for output in &outputs {
         write_output(&store, output, &exported)?;
     }

@@ -34,7 +34,7 @@ use rustix::net::{recv, send, RecvFlags, SendFlags};
 use rustix::process::{Gid, Signal, Uid, WaitOptions};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
-use super::plan::{Plan, RootfsPlan, Target, UserMountPlan};
+use super::plan::{LayersPlan, Plan, RootfsPlan, Target, UserMountPlan};
 use super::protocol::{self, Step, READY_HEADER, STUB_RECORD, USER_HEADER};
 use crate::{capability, mount as layout, sys};
 
@@ -174,7 +174,10 @@ fn setup(ctx: &mut ChildCtx<'_>) -> R {
     }
     for (i, m) in plan.mounts.iter().enumerate() {
         if let UserMountPlan::Bind {
-            source, recursive, ..
+            source,
+            recursive,
+            layers,
+            ..
         } = m
         {
             let flags = if *recursive {
@@ -182,8 +185,10 @@ fn setup(ctx: &mut ChildCtx<'_>) -> R {
             } else {
                 clone
             };
-            plan.captured[slot] =
-                Some(open_tree(CWD, source.as_c_str(), flags).at(Step::Capture, 200 + i)?);
+            plan.captured[slot] = Some(match layers {
+                Some(l) => capture_layers(l, flags).at(Step::Capture, 200 + i)?,
+                None => open_tree(CWD, source.as_c_str(), flags).at(Step::Capture, 200 + i)?,
+            });
         }
         slot += 1;
     }
@@ -300,6 +305,28 @@ fn setup(ctx: &mut ChildCtx<'_>) -> R {
     }
 
     handshake(ctx)
+}
+
+/// Mounts a layered bind source in the scratch tmpfs and captures the resolved path in it.
+/// The path is resolved again inside the overlay only (`RESOLVE_IN_ROOT`), in case a layer
+/// changed since the supervisor resolved it.
+fn capture_layers(l: &LayersPlan, flags: OpenTreeFlags) -> Result<OwnedFd, Errno> {
+    fs::mkdirat(CWD, l.mountpoint.as_c_str(), Mode::from_raw_mode(0o700))?;
+    l.overlay.mount_at(l.mountpoint.as_c_str())?;
+    let root = fs::openat(
+        CWD,
+        l.mountpoint.as_c_str(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let source = fs::openat2(
+        &root,
+        l.path.as_c_str(),
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        fs::ResolveFlags::IN_ROOT | fs::ResolveFlags::NO_MAGICLINKS,
+    )?;
+    open_tree(&source, c"", flags | OpenTreeFlags::AT_EMPTY_PATH)
 }
 
 /// Sends `Ready`, receives `User`.

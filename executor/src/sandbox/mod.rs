@@ -33,6 +33,7 @@ use rustix::process::{pidfd_send_signal, waitid, Pid, Signal, WaitId, WaitIdOpti
 
 use crate::cancel::CancelToken;
 use crate::error::ExecError;
+use crate::layers::LayerScratch;
 use crate::output::OutputSink;
 use crate::process::{self, ExitStatus};
 use crate::rootfs::{self, Stub};
@@ -147,6 +148,7 @@ struct Outcome {
 /// Runs `spec` in a native sandbox whose scratch mountpoint is `state_dir`.
 pub(crate) fn run(
     state_dir: &Path,
+    scratch: &mut LayerScratch,
     spec: &RunSpec,
     sink: &mut dyn OutputSink,
     cancel: &CancelToken,
@@ -154,7 +156,7 @@ pub(crate) fn run(
     if cancel.is_cancelled() {
         return Err(ExecError::Cancelled);
     }
-    let mut plan = Plan::new(state_dir, spec)?;
+    let mut plan = Plan::new(state_dir, scratch, spec)?;
     let (out_r, out_w) = pipe_with(PipeFlags::CLOEXEC).map_err(os("pipe"))?;
     let (err_r, err_w) = pipe_with(PipeFlags::CLOEXEC).map_err(os("pipe"))?;
     let (ctrl, ctrl_child) = socketpair(

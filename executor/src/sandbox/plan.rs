@@ -19,6 +19,7 @@ use seccompiler::BpfProgram;
 use super::protocol::{READY_HEADER, STUB_RECORD, USER_HEADER};
 use super::SandboxError;
 use crate::error::ExecError;
+use crate::layers::LayerScratch;
 use crate::mount::{self, EtcFile, MountError};
 use crate::rootfs::OverlayMount;
 use crate::spec::{MountSpec, Rootfs, RunSpec, Security};
@@ -64,15 +65,27 @@ pub(super) struct DevicePlan {
 #[derive(Debug)]
 pub(super) enum UserMountPlan {
     Bind {
+        /// The host path (for a layered source: its mountpoint and path, for messages).
         source: CString,
         recursive: bool,
         target: Target,
         readonly: bool,
+        /// A layered source, mounted in the scratch tmpfs before it is captured.
+        layers: Option<LayersPlan>,
     },
     Tmpfs {
         target: Target,
         data: CString,
     },
+}
+
+/// A layered bind source: the overlay, where it is mounted in the scratch tmpfs, and the
+/// resolved path inside it (relative, `.` for its root).
+#[derive(Debug)]
+pub(super) struct LayersPlan {
+    pub overlay: OverlayMount,
+    pub mountpoint: CString,
+    pub path: CString,
 }
 
 /// The prepared run. Raw pointers (argv/envp) make it `!Send`: it lives on one thread.
@@ -200,7 +213,11 @@ impl Stubs {
 
 impl Plan {
     /// Prepares `spec` for a sandbox whose scratch mountpoint is `state_dir`.
-    pub(super) fn new(state_dir: &Path, spec: &RunSpec) -> Result<Plan, ExecError> {
+    pub(super) fn new(
+        state_dir: &Path,
+        scratch: &mut LayerScratch,
+        spec: &RunSpec,
+    ) -> Result<Plan, ExecError> {
         if spec.args.is_empty() {
             return Err(ExecError::InvalidSpec {
                 reason: "no command".into(),
@@ -252,7 +269,7 @@ impl Plan {
         }
 
         let mut mounts = Vec::new();
-        for m in &spec.mounts {
+        for (i, m) in spec.mounts.iter().enumerate() {
             let target = mount::normalize_target(m.target())?;
             mounts.push(match m {
                 MountSpec::Bind {
@@ -267,6 +284,27 @@ impl Plan {
                         recursive: meta.is_dir(),
                         target: stubs.target(&target, meta.is_dir())?,
                         readonly: *readonly,
+                        layers: None,
+                    }
+                }
+                MountSpec::Layers {
+                    lowerdirs,
+                    source,
+                    readonly,
+                    ..
+                } => {
+                    let prepared = scratch.prepare(i, lowerdirs, source)?;
+                    let mountpoint = state_dir.join(format!("layers-{i}"));
+                    UserMountPlan::Bind {
+                        source: c_path(&mountpoint.join(&prepared.path))?,
+                        recursive: true,
+                        target: stubs.target(&target, prepared.is_dir)?,
+                        readonly: *readonly,
+                        layers: Some(LayersPlan {
+                            overlay: prepared.overlay,
+                            mountpoint: c_path(&mountpoint)?,
+                            path: c(prepared.path)?,
+                        }),
                     }
                 }
                 MountSpec::Tmpfs { size, .. } => UserMountPlan::Tmpfs {

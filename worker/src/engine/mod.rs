@@ -13,12 +13,12 @@
 //!   pool; a RUN holds a cancel guard, so dropping the solve kills the sandbox.
 
 mod context_source;
-mod ssh_forward;
 mod http_source;
+mod ssh_forward;
 
 pub use context_source::ContextSource;
-pub use ssh_forward::SshForward;
 pub use http_source::{HttpError, HttpRequest, HttpSource};
+pub use ssh_forward::SshForward;
 
 use crate::context::{Context, ContextError, ContextOptions, Selection};
 use crate::file::{self, LayeredView, SourceFs};
@@ -267,9 +267,9 @@ impl Worker for LocalWorker {
                 };
                 Ok(Some(Digest(*blake3::hash(manifest.as_bytes()).as_bytes())))
             }
-            Op::Source(op @ SourceOp::Http { .. }) => {
-                Ok(Some(self.http.content_key(&self.store, http_request(op)).await?))
-            }
+            Op::Source(op @ SourceOp::Http { .. }) => Ok(Some(
+                self.http.content_key(&self.store, http_request(op)).await?,
+            )),
             _ => Ok(None),
         }
     }
@@ -335,6 +335,14 @@ impl Worker for LocalWorker {
                 let id = self.http.snapshot(&self.store, http_request(op)).await?;
                 self.remember(job.key, &id)?;
                 Ok(FsRef::Snapshot(id))
+            }
+            // Reached without `load` when the cache is off (`--no-cache`).
+            Op::Source(SourceOp::Scratch) => Ok(FsRef::Scratch),
+            Op::Source(op @ SourceOp::Local { name, .. }) => {
+                Ok(FsRef::Context(Arc::new(ContextSelection {
+                    context: self.context(name)?,
+                    selection: selection_of(op)?,
+                })))
             }
             Op::Source(other) => Err(Box::new(EngineError::Unsupported {
                 what: source_name(other),
@@ -591,13 +599,14 @@ impl LocalWorker {
                         continue;
                     };
                     let socket = staged.dir.join(format!("ssh-{}", relays.len()));
-                    let relay = SshForward::start(socket, agent, *mode, *uid, *gid).map_err(
-                        |source| EngineError::Ssh {
-                            id: id.clone(),
-                            path: agent.clone(),
-                            source,
-                        },
-                    )?;
+                    let relay =
+                        SshForward::start(socket, agent, *mode, *uid, *gid).map_err(|source| {
+                            EngineError::Ssh {
+                                id: id.clone(),
+                                path: agent.clone(),
+                                source,
+                            }
+                        })?;
                     let spec = MountSpec::Bind {
                         source: relay.path().to_path_buf(),
                         target: mount.target.clone(),
