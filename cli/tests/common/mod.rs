@@ -5,6 +5,8 @@
 #[path = "../../../worker/tests/common/busybox.rs"]
 pub mod busybox;
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -132,4 +134,67 @@ pub fn write(dir: &Path, files: &[(&str, &str)]) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, body).unwrap();
     }
+}
+
+/// One line per entry under `rootfs/top` for each of `tops` (`""`: all of it): path,
+/// type+mode, owner, and the link target, content (short text files) or size, link count and
+/// mtime (not of directories: created ones carry the build's time). An mtime at or after
+/// `started` (the test's start) prints as `<build time>`.
+pub fn listing(rootfs: &Path, tops: &[&str], started: i64) -> String {
+    let mut lines = BTreeMap::new();
+    for top in tops {
+        walk(rootfs, &rootfs.join(top), started, &mut lines);
+    }
+    lines.into_values().collect::<Vec<_>>().join("\n")
+}
+
+fn walk(rootfs: &Path, path: &Path, started: i64, out: &mut BTreeMap<String, String>) {
+    let meta =
+        std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rel = path.strip_prefix(rootfs).unwrap().display().to_string();
+    let kind = if meta.is_dir() {
+        'd'
+    } else if meta.file_type().is_symlink() {
+        'l'
+    } else {
+        '-'
+    };
+    let mut line = format!(
+        "/{rel} {kind}{:04o} {}:{}",
+        meta.mode() & 0o7777,
+        meta.uid(),
+        meta.gid()
+    );
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path).unwrap();
+        line.push_str(&format!(" -> {}", target.display()));
+    } else if meta.is_file() {
+        let data = std::fs::read(path).unwrap();
+        match std::str::from_utf8(&data) {
+            Ok(text) if data.len() < 64 => line.push_str(&format!(" {text:?}")),
+            _ => line.push_str(&format!(" ({} bytes)", data.len())),
+        }
+        if meta.nlink() > 1 {
+            line.push_str(&format!(" links={}", meta.nlink()));
+        }
+    }
+    if !meta.is_dir() {
+        // Files made by the build itself (heredocs) carry the build's time.
+        match meta.mtime() {
+            t if t >= started => line.push_str(" mtime=<build time>"),
+            t => line.push_str(&format!(" mtime={t}")),
+        }
+    }
+    out.insert(rel, line);
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            walk(rootfs, &entry.unwrap().path(), started, out);
+        }
+    }
+}
+
+/// Seconds since the epoch, for [`listing`]'s `started`.
+pub fn now_secs() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.unwrap().as_secs() as i64
 }
