@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// One file the test server serves.
@@ -267,4 +268,185 @@ fn add_url_downloads_rechecks_and_verifies_checksums() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("invalid response status 404"), "{err}");
+}
+
+/// One entry of a tree, as compared between exporters.
+#[derive(Debug, PartialEq, Eq)]
+struct Entry {
+    kind: &'static str,
+    mode: u32,
+    owner: (u32, u32),
+    mtime: i64,
+    link: Option<String>,
+    content: Option<Vec<u8>>,
+    /// Index of the first path sharing this inode, for hard links.
+    inode_group: Option<String>,
+}
+
+/// Every entry under `dir` by relative path; `owners` false records 0:0 for all.
+fn tree(dir: &Path, owners: bool) -> std::collections::BTreeMap<String, Entry> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut inodes: HashMap<u64, String> = HashMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for path in names {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let ft = meta.file_type();
+            let kind = if ft.is_dir() {
+                stack.push(path.clone());
+                "dir"
+            } else if ft.is_symlink() {
+                "symlink"
+            } else if ft.is_file() {
+                "file"
+            } else {
+                "other"
+            };
+            let inode_group = (kind == "file" && meta.nlink() > 1)
+                .then(|| inodes.entry(meta.ino()).or_insert(rel.clone()).clone());
+            out.insert(
+                rel,
+                Entry {
+                    kind,
+                    mode: meta.mode() & 0o7777,
+                    owner: if owners {
+                        (meta.uid(), meta.gid())
+                    } else {
+                        (0, 0)
+                    },
+                    mtime: meta.mtime(),
+                    link: ft
+                        .is_symlink()
+                        .then(|| std::fs::read_link(&path).unwrap().to_string_lossy().into()),
+                    content: ft.is_file().then(|| std::fs::read(&path).unwrap()),
+                    inode_group,
+                },
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn output_local_and_tar_hold_the_image_filesystem() {
+    if !common::can_run_sandboxes() {
+        return;
+    }
+    let tmp = TempDir::new("rootfs-out");
+    let root = common::store_with_busybox(&tmp);
+    let ctx = tmp.0.join("ctx");
+    write(
+        &ctx,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 COPY --chmod=640 --chown=7:8 a.txt /app/\n\
+                 RUN rm /bin/vi && ln /app/a.txt /app/hard && ln -s ../app/a.txt /etc/a-link \
+                 && mkdir -p /deep/er && rm -rf /deep && mkdir /deep && touch /deep/new\n",
+            ),
+            ("a.txt", "alpha\n"),
+        ],
+    );
+    let local = tmp.0.join("local-out");
+    // An existing destination is merged into: stale files stay, clashing ones are replaced.
+    write(
+        &local,
+        &[("stale.txt", "old\n"), ("app", "a file where a dir goes\n")],
+    );
+    let tar_file = tmp.0.join("rootfs.tar");
+    ok(
+        &root,
+        &[
+            "build",
+            "-t",
+            "out:1",
+            "--output",
+            &format!("type=local,dest={}", local.display()),
+            "--output",
+            &format!("type=tar,dest={}", tar_file.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    // Stdout as the destination: only tar bytes there, no image id.
+    let piped = ok(
+        &root,
+        &[
+            "build",
+            "--output",
+            "type=tar,dest=-",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(piped.stdout, std::fs::read(&tar_file).unwrap());
+
+    // The reference: umoci's unpack of the image the same build stored.
+    let layout = format!("{}:1", root.join("v1/content").display());
+    let rootfs = unpack(&layout, &tmp).join("rootfs");
+    let want = tree(&rootfs, true);
+    assert!(!want.contains_key("bin/vi"));
+    assert!(want.contains_key("deep/new") && !want.contains_key("deep/er"));
+    assert_eq!(want["app/a.txt"].owner, (7, 8));
+    assert_eq!(want["app/hard"].inode_group.as_deref(), Some("app/a.txt"));
+
+    // type=local: the same tree, every entry owned by the user who ran the build.
+    assert_eq!(
+        std::fs::read_to_string(local.join("stale.txt")).unwrap(),
+        "old\n"
+    );
+    std::fs::remove_file(local.join("stale.txt")).unwrap();
+    let me = (
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw(),
+    );
+    let got = tree(&local, true);
+    for (path, entry) in &got {
+        assert_eq!(entry.owner, me, "{path}");
+    }
+    assert_eq!(tree(&local, false), tree(&rootfs, false));
+
+    // type=tar: GNU tar extracts the same tree, owners included.
+    let extracted = tmp.0.join("tar-out");
+    std::fs::create_dir_all(&extracted).unwrap();
+    common::tool(
+        "tar",
+        &[
+            "-xpf",
+            tar_file.to_str().unwrap(),
+            "--numeric-owner",
+            "-C",
+            extracted.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(tree(&extracted, true), want);
+    let listing = common::tool("tar", &["-tvf", tar_file.to_str().unwrap()]);
+    assert!(listing.contains("app/hard link to app/a.txt"), "{listing}");
+    let names = common::tool("tar", &["-tf", tar_file.to_str().unwrap()]);
+    assert!(
+        names
+            .lines()
+            .all(|n| !n.starts_with("./") && !n.starts_with('/')),
+        "{names}"
+    );
+
+    let bad = strata(
+        &root,
+        &["build", "--output", "type=local", ctx.to_str().unwrap()],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("needs dest=DIR"),
+        "{}",
+        text(&bad.stderr)
+    );
 }
