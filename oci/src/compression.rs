@@ -104,6 +104,37 @@ impl Compression {
         }
     }
 
+    /// `kind` at `level` (`None`: the codec's default), checked against the codec's range;
+    /// the level of [`CompressionKind::None`] is ignored.
+    pub fn with_level(kind: CompressionKind, level: Option<i64>) -> Result<Self, CompressionError> {
+        match (kind, level) {
+            (CompressionKind::None, _) => Ok(Compression::None),
+            (CompressionKind::Gzip, None) => Ok(Compression::gzip()),
+            (CompressionKind::Zstd, None) => Ok(Compression::zstd()),
+            (CompressionKind::Gzip, Some(level)) => match u32::try_from(level) {
+                Ok(level @ 0..=9) => Ok(Compression::Gzip { level }),
+                _ => Err(CompressionError::InvalidLevel {
+                    codec: "gzip",
+                    level,
+                    min: 0,
+                    max: 9,
+                }),
+            },
+            (CompressionKind::Zstd, Some(level)) => {
+                let range = zstd::compression_level_range();
+                match i32::try_from(level) {
+                    Ok(level) if range.contains(&level) => Ok(Compression::Zstd { level }),
+                    _ => Err(CompressionError::InvalidLevel {
+                        codec: "zstd",
+                        level,
+                        min: (*range.start()).into(),
+                        max: (*range.end()).into(),
+                    }),
+                }
+            }
+        }
+    }
+
     /// The codec, without the level.
     pub fn kind(&self) -> CompressionKind {
         match self {
@@ -781,6 +812,29 @@ mod tests {
             assert!(output.status.success());
             assert_eq!(output.stdout, input);
         }
+    }
+
+    #[test]
+    fn levels_are_checked_per_codec() {
+        assert_eq!(
+            Compression::with_level(CompressionKind::Gzip, Some(1)).unwrap(),
+            Compression::Gzip { level: 1 }
+        );
+        assert_eq!(
+            Compression::with_level(CompressionKind::Zstd, None).unwrap(),
+            Compression::zstd()
+        );
+        assert_eq!(
+            Compression::with_level(CompressionKind::None, Some(99)).unwrap(),
+            Compression::None
+        );
+        let err = Compression::with_level(CompressionKind::Gzip, Some(10)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid gzip compression level 10 (valid: 0..=9)"
+        );
+        assert!(Compression::with_level(CompressionKind::Zstd, Some(1000)).is_err());
+        assert!(Compression::with_level(CompressionKind::Gzip, Some(-1)).is_err());
     }
 
     #[test]

@@ -1,20 +1,23 @@
-//! `strata save [-o FILE] [--format docker|oci] [--compression none|gzip|zstd] IMAGE...`:
-//! writes images as a `docker save` archive (default; `docker load`, `podman load` and
-//! `skopeo docker-archive:` read it) or an OCI layout archive, to a file or to stdout.
+//! `strata save [-o FILE] [--format docker|oci] [--compression none|gzip|zstd]
+//! [--compression-level N] [--force-compression] IMAGE...`: writes images as a `docker save`
+//! archive (default; `docker load`, `podman load` and `skopeo docker-archive:` read it) or an
+//! OCI layout archive, to a file or to stdout.
 //!
 //! Layers are stored uncompressed; `--compression` compresses them into the archive (the
-//! image id stays the same, the manifest digest changes with the layer digests).
+//! image id stays the same, the manifest digest changes with the layer digests). Layers
+//! stored compressed with another codec (loaded or pulled ones) keep their blobs unless
+//! `--force-compression`, as with `--output …,compression=` in BuildKit.
 
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use strata_oci::Compression;
 use strata_worker::image::details::target_descriptor;
 use strata_worker::image::names::is_id_query;
 use strata_worker::image::{
-    familiar_name, find_image, host_platform, save_images, ArchiveFormat, SaveImage, SaveOptions,
+    familiar_name, find_image, host_platform, save_images, ArchiveFormat, LayerCompression,
+    SaveImage, SaveOptions,
 };
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -46,6 +49,12 @@ pub struct Args {
     /// Compression of the layers in the archive.
     #[arg(long, value_enum, default_value = "none")]
     compression: Codec,
+    /// Compression level (gzip 0-9, default 6; zstd 1-22 and negative, default 3).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    compression_level: Option<String>,
+    /// Also recompress layers stored compressed with another codec.
+    #[arg(long)]
+    force_compression: bool,
     /// Images to save, by name or id.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<String>,
@@ -73,13 +82,23 @@ pub fn run(args: Args, root: Option<&Path>) -> Result<ExitCode> {
             names,
         });
     }
+    let codec = match args.compression {
+        Codec::None => "uncompressed",
+        Codec::Gzip => "gzip",
+        Codec::Zstd => "zstd",
+    };
+    let compression = LayerCompression::parse(
+        Some(codec),
+        args.compression_level.as_deref(),
+        Some(if args.force_compression {
+            "true"
+        } else {
+            "false"
+        }),
+    )?;
     let options = SaveOptions {
         format,
-        compression: match args.compression {
-            Codec::None => Compression::None,
-            Codec::Gzip => Compression::gzip(),
-            Codec::Zstd => Compression::zstd(),
-        },
+        compression,
         platform: host_platform(),
         scratch: None,
     };

@@ -13,7 +13,6 @@
 //!   compressed on the way out when asked;
 //! - [`details`]: reading a stored image (manifest chosen by platform, config, layers);
 //! - [`rootfs_export`]: the final filesystem as files or one tar (`--output type=local|tar`);
-//! - [`rootfs_export`]: the final filesystem as files or one tar (`--output type=local|tar`);
 //! - [`names`]: Docker's name normalisation and lookups by name or id;
 //! - [`pull`] / [`push`]: images from and to registries (`strata-oci`'s registry client),
 //!   blobs streamed between the network and the content store; [`blob_sources`]
@@ -35,7 +34,6 @@ pub mod export;
 pub mod layer_record;
 pub mod load;
 pub mod names;
-pub mod rootfs_export;
 pub mod pull;
 pub mod push;
 pub mod rootfs_export;
@@ -52,9 +50,6 @@ pub use rootfs_export::{
 };
 pub use pull::{pull_image, PullError, PulledImage};
 pub use push::{push_image, PushError, PushOptions, PushedImage};
-pub use rootfs_export::{
-    export_rootfs_dir, export_rootfs_tar, RootfsExportError, RootfsExportStats,
-};
 pub use names::{familiar_name, find_image, normalize_name, normalize_tag, NameError};
 pub use save::{
     compress_image_layers, save_images, ArchiveFormat, CompressionOptionError, LayerCompression,

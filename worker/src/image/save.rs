@@ -1,15 +1,21 @@
 //! Saving stored images as archives: `docker save` tars and OCI layout tars, with the
 //! layers compressed on the way out when asked.
 //!
-//! Main items: [`save_images`], [`SaveOptions`], [`ArchiveFormat`], [`SaveImage`].
+//! Main items: [`save_images`], [`SaveOptions`], [`ArchiveFormat`], [`SaveImage`], and
+//! [`LayerCompression`] with [`compress_image_layers`], [`ScratchLayout`] and
+//! [`LayeredBlobs`], which pushing shares.
 //!
 //! Key decision: layers are kept uncompressed in the store, so compression happens here, once
-//! per save: each layer not already in the wanted codec is decompressed and recompressed
-//! (parallel gzip / multithreaded zstd) into a scratch OCI layout outside the store, with a
-//! manifest naming the new blobs; the archive writer then reads that layout first and the
-//! store for everything else (the config is unchanged: diff ids do not depend on
-//! compression, so the image id stays the same). With `Compression::None` nothing is copied
-//! besides the archive itself.
+//! per save: each layer [`LayerCompression`] says to convert is decompressed and
+//! recompressed (parallel gzip / multithreaded zstd) into a scratch OCI layout outside the
+//! store, with a manifest naming the new blobs; the archive writer (or a push) then reads
+//! that layout first and the store for everything else (the config is unchanged: diff ids
+//! do not depend on compression, so the image id stays the same). When nothing is
+//! converted nothing is copied besides the archive itself.
+//!
+//! Which layers are converted follows BuildKit's exporter options: `compression=` applies
+//! to uncompressed layers (the ones built here); layers stored compressed with another
+//! codec (pulled base layers) keep their blobs unless `force-compression=true`.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -17,7 +23,7 @@ use std::path::PathBuf;
 
 use strata_cache::Store;
 use strata_oci::archive::{self, ArchiveError, BlobSink, BlobSource, ExportImage, OciDir};
-use strata_oci::compression::{self, Encoder};
+use strata_oci::compression::{self, CompressionError, Encoder};
 use strata_oci::digest::HashingWriter;
 use strata_oci::{media_type, Compression, CompressionKind, Descriptor, Digest, Platform};
 
@@ -57,6 +63,119 @@ pub enum SaveError {
     },
 }
 
+/// Why `compression=`, `compression-level=` or `force-compression=` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CompressionOptionError {
+    /// An unknown codec name.
+    #[error("unsupported compression type {value} (supported: uncompressed, gzip, zstd)")]
+    Codec {
+        /// The value given.
+        value: String,
+    },
+    /// A level that is not an integer.
+    #[error("non-integer value {value} specified for compression-level")]
+    Level {
+        /// The value given.
+        value: String,
+    },
+    /// A level out of the codec's range.
+    #[error(transparent)]
+    Range(#[from] CompressionError),
+    /// A `force-compression` that is not a boolean.
+    #[error("non-bool value {value} specified for force-compression")]
+    Force {
+        /// The value given.
+        value: String,
+    },
+}
+
+/// How layers are compressed when an image leaves the store (archive or push): BuildKit's
+/// exporter options `compression`, `compression-level` and `force-compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerCompression {
+    /// Codec and level of the layers that are converted.
+    pub compression: Compression,
+    /// Also convert layers stored compressed with another codec (pulled base layers);
+    /// without it only uncompressed layers are converted.
+    pub force: bool,
+}
+
+impl Default for LayerCompression {
+    /// gzip at level 6, not forced: BuildKit's default.
+    fn default() -> Self {
+        LayerCompression {
+            compression: Compression::gzip(),
+            force: false,
+        }
+    }
+}
+
+impl LayerCompression {
+    /// Every layer as stored.
+    pub const AS_STORED: LayerCompression = LayerCompression {
+        compression: Compression::None,
+        force: false,
+    };
+
+    /// Reads the exporter options' values (each `None` when not given): `compression`
+    /// is `uncompressed`, `gzip` or `zstd` (default gzip), `compression-level` an integer
+    /// in the codec's range, `force-compression` a boolean (empty: true).
+    pub fn parse(
+        compression: Option<&str>,
+        level: Option<&str>,
+        force: Option<&str>,
+    ) -> Result<Self, CompressionOptionError> {
+        let kind = match compression {
+            None | Some("gzip") => CompressionKind::Gzip,
+            Some("zstd") => CompressionKind::Zstd,
+            Some("uncompressed") => CompressionKind::None,
+            Some(other) => {
+                return Err(CompressionOptionError::Codec {
+                    value: other.to_owned(),
+                })
+            }
+        };
+        let level = level
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| CompressionOptionError::Level {
+                        value: v.to_owned(),
+                    })
+            })
+            .transpose()?;
+        let force = match force {
+            None => false,
+            Some("" | "true" | "1" | "t" | "T" | "TRUE" | "True") => true,
+            Some("false" | "0" | "f" | "F" | "FALSE" | "False") => false,
+            Some(other) => {
+                return Err(CompressionOptionError::Force {
+                    value: other.to_owned(),
+                })
+            }
+        };
+        Ok(LayerCompression {
+            compression: Compression::with_level(kind, level)?,
+            force,
+        })
+    }
+
+    /// The compression a layer stored as `stored` is converted to, or `None` to keep it.
+    pub fn target(&self, stored: CompressionKind) -> Option<Compression> {
+        let wanted = self.compression.kind();
+        if stored == wanted || (stored != CompressionKind::None && !self.force) {
+            None
+        } else {
+            Some(self.compression)
+        }
+    }
+
+    /// Whether any layer could be converted.
+    fn converts_anything(&self) -> bool {
+        self.compression != Compression::None || self.force
+    }
+}
+
 /// Which archive to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ArchiveFormat {
@@ -72,8 +191,8 @@ pub enum ArchiveFormat {
 pub struct SaveOptions {
     /// The archive kind.
     pub format: ArchiveFormat,
-    /// Layer compression in the archive (`None`: as stored).
-    pub compression: Compression,
+    /// Layer compression in the archive ([`LayerCompression::AS_STORED`]: as stored).
+    pub compression: LayerCompression,
     /// The platform chosen from multi-platform images (a docker archive holds one).
     pub platform: Platform,
     /// Scratch space for recompressed layers (default: the system temp dir).
@@ -89,24 +208,56 @@ pub struct SaveImage {
     pub names: Vec<String>,
 }
 
-/// A scratch layout, removed when dropped.
-struct Scratch {
+/// A scratch OCI layout outside the store for converted layers, removed when dropped.
+#[derive(Debug)]
+pub struct ScratchLayout {
     dir: OciDir,
 }
 
-impl Drop for Scratch {
+impl ScratchLayout {
+    /// A new empty layout under `base` (default: the system temp dir).
+    pub fn create(base: Option<&std::path::Path>) -> Result<Self, SaveError> {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let base = base.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf);
+        let path = base.join(format!(
+            "strata-save-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let dir = OciDir::create(&path).map_err(|e| SaveError::Scratch {
+            path: path.clone(),
+            source: io::Error::other(e),
+        })?;
+        Ok(ScratchLayout { dir })
+    }
+
+    /// The layout.
+    pub fn dir(&self) -> &OciDir {
+        &self.dir
+    }
+}
+
+impl Drop for ScratchLayout {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(self.dir.root());
     }
 }
 
-/// The scratch layout first, then the store.
-struct Layered<'a> {
+/// Blobs from a scratch layout first, then from the store.
+#[derive(Debug)]
+pub struct LayeredBlobs<'a> {
     scratch: Option<&'a OciDir>,
     store: StoreBlobs<'a>,
 }
 
-impl BlobSource for Layered<'_> {
+impl<'a> LayeredBlobs<'a> {
+    /// Reads `scratch` (if any) before `store`.
+    pub fn new(scratch: Option<&'a OciDir>, store: StoreBlobs<'a>) -> Self {
+        LayeredBlobs { scratch, store }
+    }
+}
+
+impl BlobSource for LayeredBlobs<'_> {
     fn open_blob(&self, digest: &Digest) -> io::Result<Box<dyn Read + '_>> {
         if let Some(scratch) = self.scratch {
             match scratch.open_blob(digest) {
@@ -129,8 +280,8 @@ pub fn save_images<W: Write>(
     let lease = store.lease();
     let blobs = StoreBlobs::new(store, &lease);
     let needs_single = options.format == ArchiveFormat::Docker;
-    let recompress = options.compression != Compression::None;
-    let mut scratch: Option<Scratch> = None;
+    let recompress = options.compression.converts_anything();
+    let mut scratch: Option<ScratchLayout> = None;
     let mut exports = Vec::with_capacity(images.len());
     for image in images {
         let mut manifest = image.manifest.clone();
@@ -140,9 +291,9 @@ pub fn save_images<W: Write>(
             if recompress {
                 let dir = match &mut scratch {
                     Some(s) => s,
-                    None => scratch.insert(make_scratch(options)?),
+                    None => scratch.insert(ScratchLayout::create(options.scratch.as_deref())?),
                 };
-                manifest = recompressed(&blobs, &dir.dir, &stored, options.compression)?;
+                manifest = compress_image_layers(&blobs, &dir.dir, &stored, &options.compression)?;
             }
         }
         manifest.annotations.clear();
@@ -152,10 +303,7 @@ pub fn save_images<W: Write>(
             names: image.names.clone(),
         });
     }
-    let source = Layered {
-        scratch: scratch.as_ref().map(|s| &s.dir),
-        store: blobs,
-    };
+    let source = LayeredBlobs::new(scratch.as_ref().map(|s| &s.dir), blobs);
     let written = match options.format {
         ArchiveFormat::Docker => archive::write_docker_archive(out, &source, &exports),
         ArchiveFormat::Oci => archive::write_oci_archive(out, &source, &exports),
@@ -165,58 +313,51 @@ pub fn save_images<W: Write>(
     })
 }
 
-fn make_scratch(options: &SaveOptions) -> Result<Scratch, SaveError> {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let base = options.scratch.clone().unwrap_or_else(std::env::temp_dir);
-    let path = base.join(format!(
-        "strata-save-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let dir = OciDir::create(&path).map_err(|e| SaveError::Scratch {
-        path: path.clone(),
-        source: io::Error::other(e),
-    })?;
-    Ok(Scratch { dir })
-}
-
-/// Writes the layers of `image` not already in `compression`'s codec, compressed, into
-/// `scratch`, with a manifest naming them; returns that manifest's descriptor.
-fn recompressed(
+/// Writes the layers of `image` that `compression` converts into `scratch`, with a
+/// manifest naming them, and returns that manifest's descriptor; when no layer is
+/// converted, returns the stored manifest's descriptor and writes nothing.
+pub fn compress_image_layers(
     blobs: &StoreBlobs<'_>,
     scratch: &OciDir,
     image: &super::details::StoredImage,
-    compression: Compression,
+    compression: &LayerCompression,
 ) -> Result<Descriptor, SaveError> {
     let docker = image.manifest.media_type == media_type::DOCKER_MANIFEST;
     let mut manifest = image.manifest.clone();
     let mut sink = scratch.clone();
+    let mut converted = 0;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
     for layer in manifest.layers.iter_mut() {
-        if !media_type::is_layer(&layer.media_type)
-            || CompressionKind::from_media_type(&layer.media_type) == compression.kind()
-        {
+        if !media_type::is_layer(&layer.media_type) {
             continue;
         }
+        let stored = CompressionKind::from_media_type(&layer.media_type);
+        let Some(target) = compression.target(stored) else {
+            continue;
+        };
         let digest = layer.digest;
         let fail = |source| SaveError::Compress { digest, source };
         let blob = blobs.open_blob(&digest).map_err(fail)?;
         let (_, mut plain) = compression::decompress(blob).map_err(fail)?;
         let pending = sink.begin_blob().map_err(fail)?;
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let mut encoder = Encoder::new(HashingWriter::new(pending), compression, threads)
+        let mut encoder = Encoder::new(HashingWriter::new(pending), target, threads)
             .map_err(|e| fail(io::Error::other(e)))?;
         io::copy(&mut plain, &mut encoder).map_err(fail)?;
         let (pending, new_digest, size) = encoder.finish().map_err(fail)?.finish();
         sink.commit_blob(pending, &new_digest, size).map_err(fail)?;
         *layer = Descriptor::new(
             if docker {
-                compression.docker_layer_media_type()
+                target.docker_layer_media_type()
             } else {
-                compression.oci_layer_media_type()
+                target.oci_layer_media_type()
             },
             new_digest,
             size,
         );
+        converted += 1;
+    }
+    if converted == 0 {
+        return Ok(image.manifest_descriptor.clone());
     }
     let bytes = manifest.to_json().map_err(|e| SaveError::Compress {
         digest: image.manifest_descriptor.digest,
@@ -232,4 +373,70 @@ fn recompressed(
     sink.commit_blob(pending, &descriptor.digest, descriptor.size)
         .map_err(fail)?;
     Ok(descriptor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_options_parse_like_buildkit() {
+        let parse = |c, l, f| LayerCompression::parse(c, l, f);
+        assert_eq!(
+            parse(None, None, None).unwrap(),
+            LayerCompression::default()
+        );
+        assert_eq!(
+            parse(Some("zstd"), Some("7"), Some("")).unwrap(),
+            LayerCompression {
+                compression: Compression::Zstd { level: 7 },
+                force: true
+            }
+        );
+        assert_eq!(
+            parse(Some("uncompressed"), None, Some("false")).unwrap(),
+            LayerCompression::AS_STORED
+        );
+        let error = |c, l, f| parse(c, l, f).unwrap_err().to_string();
+        assert_eq!(
+            error(Some("estargz"), None, None),
+            "unsupported compression type estargz (supported: uncompressed, gzip, zstd)"
+        );
+        assert_eq!(
+            error(Some("gzip"), Some("fast"), None),
+            "non-integer value fast specified for compression-level"
+        );
+        assert_eq!(
+            error(Some("gzip"), Some("12"), None),
+            "invalid gzip compression level 12 (valid: 0..=9)"
+        );
+        assert_eq!(
+            error(None, None, Some("yes")),
+            "non-bool value yes specified for force-compression"
+        );
+    }
+
+    #[test]
+    fn only_uncompressed_layers_convert_unless_forced() {
+        use CompressionKind::{Gzip, None as Plain, Zstd};
+        let zstd = LayerCompression {
+            compression: Compression::zstd(),
+            force: false,
+        };
+        assert_eq!(zstd.target(Plain), Some(Compression::zstd()));
+        assert_eq!(zstd.target(Gzip), None);
+        assert_eq!(zstd.target(Zstd), None);
+        let forced = LayerCompression {
+            force: true,
+            ..zstd
+        };
+        assert_eq!(forced.target(Gzip), Some(Compression::zstd()));
+        let plain = LayerCompression {
+            force: true,
+            ..LayerCompression::AS_STORED
+        };
+        assert_eq!(plain.target(Gzip), Some(Compression::None));
+        assert_eq!(LayerCompression::AS_STORED.target(Gzip), None);
+        assert_eq!(LayerCompression::AS_STORED.target(Plain), None);
+    }
 }
