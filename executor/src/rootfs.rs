@@ -636,6 +636,41 @@ mod tests {
     }
 
     #[test]
+    fn resolves_symlinks_inside_the_layers() {
+        let dir = std::env::temp_dir().join(format!("strata-resolve-{}", std::process::id()));
+        let (top, low) = (dir.join("top"), dir.join("low"));
+        for d in [&top, &low] {
+            std::fs::create_dir_all(d.join("opt/data")).unwrap();
+        }
+        std::fs::write(low.join("opt/data/file"), "x").unwrap();
+        std::os::unix::fs::symlink("/opt/data", top.join("opt/abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../opt/data/file", top.join("opt/data/up")).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", top.join("opt/host")).unwrap();
+        std::os::unix::fs::symlink("loop", top.join("opt/loop")).unwrap();
+        let layers = [top.as_path(), low.as_path()];
+        let r = |p: &str| resolve_in_layers(&layers, p);
+        assert_eq!(r("/"), Some(("/".into(), FileType::Directory)));
+        assert_eq!(
+            r("opt/abs/file"),
+            Some(("/opt/data/file".into(), FileType::RegularFile))
+        );
+        // `..` stops at the root of the layered filesystem.
+        assert_eq!(
+            r("/opt/data/up"),
+            Some(("/opt/data/file".into(), FileType::RegularFile))
+        );
+        // An absolute link target resolves inside the layers, never on the host.
+        assert_eq!(r("/opt/host"), None);
+        assert_eq!(r("/opt/loop"), None);
+        assert_eq!(r("/opt/data/file/below"), None);
+        assert_eq!(
+            r("/opt/abs"),
+            Some(("/opt/data".into(), FileType::Directory))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn escapes() {
         let mut out = Vec::new();
         escape_legacy(b"/a,b:c\\d", &mut out);

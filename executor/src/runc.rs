@@ -138,6 +138,12 @@ impl Runc {
     fn runc(&self) -> Command {
         let mut c = Command::new(&self.binary);
         c.arg("--root").arg(&self.state);
+        if self.name == "crun" {
+            // Build steps set no resource limits (the native sandbox makes no cgroup either);
+            // crun 1.8 refuses a hybrid cgroup v1/v2 host, whose v2 part is hidden from it
+            // (see `run_in`), and needs no cgroup of its own.
+            c.arg("--cgroup-manager=disabled");
+        }
         c
     }
 
@@ -333,6 +339,7 @@ impl Runc {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let hide_unified = self.name == "crun";
         sys::pre_exec(&mut cmd, move || {
             let errno = |e: Errno| std::io::Error::from_raw_os_error(e.raw_os_error());
             sys::unshare_mount_namespace().map_err(errno)?;
@@ -347,6 +354,13 @@ impl Runc {
             }
             for (overlay, mountpoint) in &layered {
                 overlay.mount_at(mountpoint).map_err(errno)?;
+            }
+            if hide_unified {
+                // Only in this private namespace: crun 1.8 then sees a plain cgroup v1 host.
+                let _ = rustix::mount::unmount(
+                    c"/sys/fs/cgroup/unified",
+                    rustix::mount::UnmountFlags::DETACH,
+                );
             }
             rustix::process::chdir(c"/").map_err(errno)?;
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
