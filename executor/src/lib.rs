@@ -6,8 +6,8 @@
 //! modes, hostname and `/etc` files), streams the process's stdout and stderr into an
 //! [`OutputSink`], and returns its [`ExitStatus`]; [`ExitStatus::check`] turns a failure into
 //! BuildKit's error text. Two backends: [`Backend::Native`] (namespaces made directly, the
-//! default, a few milliseconds per run) and [`Backend::Runc`] (an OCI bundle run by `runc`, to
-//! check the native one against a real runtime).
+//! default, a few milliseconds per run) and [`Backend::Runc`] / [`Backend::Crun`] (an OCI bundle run
+//! by `runc` or `crun`, to check the native one against real runtimes).
 //!
 //! Module map: `spec` (input types), `namespace`, `rootfs` (overlay mounting of any depth,
 //! stub cleanup), `mount` (the sandbox's fixed mounts), `user` (USER resolution),

@@ -1,4 +1,5 @@
-//! The OCI runtime backend: the same sandbox described as an OCI bundle and run by `runc`.
+//! The OCI runtime backend: the same sandbox described as an OCI bundle and run by `runc` or
+//! `crun` (their command lines agree on what is used here).
 //!
 //! Role: a second, independent implementation of the executor's contract, so the test suite
 //! can show the native sandbox behaves as a real OCI runtime does. [`Runc::run`] writes a
@@ -7,7 +8,12 @@
 //! stderr streamed to the sink, and cleans up.
 //!
 //! Key decisions:
-//! - runc, not crun: Debian's crun 1.8.1 refuses this machine's hybrid cgroup v1/v2 layout.
+//! - crun runs with `--cgroup-manager=disabled` and without the host's cgroup v2 hierarchy
+//!   (unmounted in its private mount namespace): Debian's crun 1.8.1 otherwise refuses a
+//!   hybrid cgroup v1/v2 host ("cgroups in hybrid mode not supported"). Build steps set no
+//!   resource limits, and the native sandbox makes no cgroup either.
+//! - Layered bind sources (`RUN --mount=type=bind,from=…`) are overlays mounted beside the
+//!   rootfs in the same private namespace; `config.json` binds their resolved paths.
 //! - The rootfs is mounted in a private mount namespace that `runc` itself is started in (a
 //!   `pre_exec` hook: `unshare(CLONE_NEWNS)`, then the overlay), never in the host's: a crash
 //!   cannot leave a mount behind. The bundle dir only holds `config.json`, an empty mountpoint
