@@ -450,3 +450,200 @@ fn output_local_and_tar_hold_the_image_filesystem() {
         text(&bad.stderr)
     );
 }
+
+/// Runs `strata --root ROOT ARGS` with `input` on stdin.
+fn strata_with_stdin(root: &Path, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+/// Entries left in the store's staging area (per-process directories).
+fn staged_entries(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(owners) = std::fs::read_dir(root.join("v1/tmp")) else {
+        return out;
+    };
+    for owner in owners.flatten() {
+        if let Ok(inner) = std::fs::read_dir(owner.path()) {
+            for e in inner.flatten() {
+                if let Ok(deeper) = std::fs::read_dir(e.path()) {
+                    out.extend(deeper.flatten().map(|d| d.path().display().to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn context_tar_on_stdin_in_every_compression() {
+    let tmp = TempDir::new("stdin-tar");
+    let ctx = tmp.0.join("ctx");
+    write(
+        &ctx,
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY . /src/\n"),
+            ("sub/Alt.Dockerfile", "FROM scratch\nCOPY app.txt /alt/\n"),
+            ("app.txt", "app\n"),
+            ("ignored.txt", "no\n"),
+            (".dockerignore", "ignored.txt\n"),
+        ],
+    );
+    let root = tmp.0.join("root");
+    let stat_files = || {
+        std::fs::read_dir(root.join("v1/context-stat"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    for (flag, tag) in [
+        ("-cf", "plain"),
+        ("-czf", "gzip"),
+        ("-cjf", "bzip2"),
+        ("-cJf", "xz"),
+        ("--zstd -cf", "zstd"),
+    ] {
+        let archive = tmp.0.join(format!("ctx-{tag}.tar"));
+        let mut args: Vec<&str> = flag.split(' ').collect();
+        let archive_str = archive.to_str().unwrap().to_string();
+        args.push(&archive_str);
+        args.extend(["-C", ctx.to_str().unwrap(), "."]);
+        common::tool("tar", &args);
+        let bytes = std::fs::read(&archive).unwrap();
+        let name = format!("stdin:{tag}");
+        let out = strata_with_stdin(&root, &["build", "-t", &name, "-"], &bytes);
+        assert!(out.status.success(), "{tag}: {}", text(&out.stderr));
+        let layout = format!("{}:{tag}", root.join("v1/content").display());
+        let _ = std::fs::remove_dir_all(tmp.0.join("unpacked"));
+        let rootfs = unpack(&layout, &tmp).join("rootfs");
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("src/app.txt")).unwrap(),
+            "app\n",
+            "{tag}"
+        );
+        assert!(rootfs.join("src/sub/Alt.Dockerfile").exists(), "{tag}");
+        assert!(!rootfs.join("src/ignored.txt").exists(), "{tag}");
+        // The unpacked context and its stat cache are gone after the build.
+        assert_eq!(staged_entries(&root), Vec::<String>::new(), "{tag}");
+        assert_eq!(stat_files(), 0, "{tag}");
+    }
+
+    // -f names a file inside the archive.
+    let bytes = std::fs::read(tmp.0.join("ctx-gzip.tar")).unwrap();
+    let out = strata_with_stdin(
+        &root,
+        &["build", "-t", "stdin:alt", "-f", "sub/Alt.Dockerfile", "-"],
+        &bytes,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(tmp.0.join("unpacked"));
+    let rootfs = unpack(&format!("{}:alt", root.join("v1/content").display()), &tmp).join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("alt/app.txt")).unwrap(),
+        "app\n"
+    );
+    let out = strata_with_stdin(&root, &["build", "-f", "../Dockerfile", "-"], &bytes);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("relative path inside the archive"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Still a Dockerfile when stdin is not an archive.
+    let out = strata_with_stdin(&root, &["build", "-"], b"FROM scratch\nENV A=1\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_hostile_context_tar_stays_inside_its_context() {
+    let tmp = TempDir::new("stdin-hostile");
+    let root = tmp.0.join("root");
+    // Built by hand: GNU tar would strip the `..` and the leading `/`.
+    let mut tar = Vec::new();
+    let mut entry = |name: &str, kind: u8, link: &str, data: &[u8]| {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = kind;
+        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        tar.extend_from_slice(&h);
+        tar.extend_from_slice(data);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    };
+    let outside = tmp.0.join("outside.txt");
+    let climb = format!("../../../../../../..{}", outside.display());
+    entry(&climb, b'0', "", b"climbed\n");
+    entry(
+        &format!("{}", tmp.0.join("abs.txt").display()),
+        b'0',
+        "",
+        b"abs\n",
+    );
+    entry("escape", b'2', tmp.0.to_str().unwrap(), b"");
+    entry("escape/through-link.txt", b'0', "", b"link\n");
+    entry("Dockerfile", b'0', "", b"FROM scratch\nCOPY . /ctx/\n");
+    tar.resize(tar.len() + 1024, 0);
+    let out = strata_with_stdin(&root, &["build", "-t", "hostile:1", "-"], &tar);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Nothing was written beside the store.
+    assert!(!outside.exists());
+    assert!(!tmp.0.join("abs.txt").exists());
+    assert!(!tmp.0.join("through-link.txt").exists());
+    // Everything landed inside the context instead.
+    let rootfs =
+        unpack(&format!("{}:1", root.join("v1/content").display()), &tmp).join("rootfs/ctx");
+    let mut found = Vec::new();
+    for e in walk_files(&rootfs) {
+        found.push(e.strip_prefix(&rootfs).unwrap().display().to_string());
+    }
+    assert!(
+        found.iter().any(|f| f.ends_with("outside.txt")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|f| f.ends_with("abs.txt")), "{found:?}");
+    assert!(
+        found.iter().any(|f| f.ends_with("through-link.txt")),
+        "{found:?}"
+    );
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}

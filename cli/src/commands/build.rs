@@ -73,7 +73,8 @@ pub struct Args {
     /// Steps running at once (default: 8 × the number of cores).
     #[arg(long)]
     max_parallelism: Option<usize>,
-    /// The build context directory, or `-` for a Dockerfile on stdin and no context.
+    /// The build context directory, or `-`: stdin holds a context tar (plain, gzip, bzip2, xz
+    /// or zstd) or a Dockerfile with no context.
     context: PathBuf,
 }
 
@@ -208,6 +209,58 @@ fn parse_secret(spec: &str) -> Result<(String, Secret)> {
     Ok((id, secret))
 }
 
+/// What `strata build -` found on stdin.
+enum StdinContext {
+    /// A (compressed) tar: the build context.
+    Archive(strata_worker::context::ContextArchive),
+    /// Anything else: a Dockerfile, with no context.
+    Dockerfile(Vec<u8>),
+}
+
+/// Reads stdin's first bytes to tell a context archive from a Dockerfile, then the rest.
+fn read_stdin_context(store: &strata_cache::Store) -> Result<StdinContext> {
+    use std::io::Read;
+    let mut stdin = std::io::stdin().lock();
+    let mut head = Vec::with_capacity(512);
+    (&mut stdin)
+        .take(512)
+        .read_to_end(&mut head)
+        .context("failed to read stdin")?;
+    if strata_worker::context::is_context_archive(&head) {
+        let reader = std::io::Cursor::new(head).chain(stdin);
+        let archive = strata_worker::context::ContextArchive::unpack(store, reader)?;
+        return Ok(StdinContext::Archive(archive));
+    }
+    stdin
+        .read_to_end(&mut head)
+        .context("failed to read Dockerfile from stdin")?;
+    Ok(StdinContext::Dockerfile(head))
+}
+
+/// The Dockerfile of a context archive: `-f` names a file inside it (default
+/// `Dockerfile`), and the file must not lead outside it through a symlink.
+fn dockerfile_in_archive(file: Option<&Path>, dir: &Path) -> Result<PathBuf> {
+    let name = file.unwrap_or(Path::new("Dockerfile"));
+    let inside = name.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if !inside {
+        bail!("-f {}: with a context archive on stdin, the Dockerfile must be a relative path inside the archive", name.display());
+    }
+    let path = dir.join(name);
+    match path.canonicalize() {
+        Ok(real) if !real.starts_with(dir) => bail!(
+            "-f {}: the Dockerfile in the context archive is a link outside it",
+            name.display()
+        ),
+        // A missing file is reported when it is read, with its name.
+        _ => Ok(path),
+    }
+}
+
 /// An empty temporary directory, removed when dropped.
 struct EmptyDir(PathBuf);
 
@@ -294,10 +347,16 @@ fn parse_rootfs_output(spec: &str) -> Result<Option<RootfsOutput>> {
         match key {
             "type" => {}
             "dest" if !value.is_empty() => dest = Some(PathBuf::from(value)),
-            _ => bail!("invalid output {spec:?}: unknown field {key:?} (type=local|tar takes dest=)"),
+            _ => {
+                bail!("invalid output {spec:?}: unknown field {key:?} (type=local|tar takes dest=)")
+            }
         }
     }
-    let what = if tar { "dest=FILE or dest=-" } else { "dest=DIR" };
+    let what = if tar {
+        "dest=FILE or dest=-"
+    } else {
+        "dest=DIR"
+    };
     let dest = dest.ok_or_else(|| anyhow!("output {spec:?} needs {what}"))?;
     if !tar && dest == Path::new("-") {
         bail!("output {spec:?}: type=local cannot write to stdout (use type=tar,dest=-)");
@@ -388,19 +447,40 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         }
         outputs.extend(parse_output(spec)?);
     }
+    let store = root::open(root_dir)?;
     // `strata build - < Dockerfile`: the Dockerfile comes on stdin and there is no context
     // (an empty directory stands in, so COPY fails with "not found" as in docker).
+    // `strata build - < context.tar`: told apart by the first bytes, as docker does; the
+    // archive is unpacked under the store root and removed after the build.
     let empty_context;
+    let _context_archive;
+    let mut stdin_dockerfile = None;
     let (path, context) = if args.context == Path::new("-") {
-        empty_context = EmptyDir::new()?;
-        (PathBuf::from("-"), empty_context.0.clone())
+        match read_stdin_context(&store)? {
+            StdinContext::Archive(archive) => {
+                let dir = archive.dir().to_path_buf();
+                _context_archive = archive;
+                (dockerfile_in_archive(args.file.as_deref(), &dir)?, dir)
+            }
+            StdinContext::Dockerfile(bytes) => {
+                stdin_dockerfile = Some(bytes);
+                empty_context = EmptyDir::new()?;
+                (PathBuf::from("-"), empty_context.0.clone())
+            }
+        }
     } else {
         (
             dockerfile_path(args.file.clone(), &args.context),
             args.context.clone(),
         )
     };
-    let src = Source::read(&path)?;
+    let src = match stdin_dockerfile {
+        Some(bytes) => Source {
+            name: "Dockerfile".into(),
+            bytes,
+        },
+        None => Source::read(&path)?,
+    };
     let file = match parser::parse(&src.bytes) {
         Ok(file) => file,
         Err(e) => {
@@ -428,7 +508,6 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         Err(e) => return Ok(located(&e)),
     };
 
-    let store = root::open(root_dir)?;
     let build_args = key_values(&args.build_args, true)?;
     let mut resolve_options = ResolveOptions {
         target: args.target.clone(),

@@ -8,7 +8,8 @@
 //! ([`Context::entries`], [`Context::open_entry`], [`Selected::resolve`],
 //! [`Context::open_file`]).
 //!
-//! Files: `confine.rs` (path normalization, symlink resolution, `openat2` beneath the
+//! Files: `archive.rs` (a context given as a tar on stdin, unpacked under the store root),
+//! `confine.rs` (path normalization, symlink resolution, `openat2` beneath the
 //! root), `walk.rs` (the parallel filtered walk), `follow.rs` (follow paths),
 //! `selection.rs` ([`Selection`], [`Selected`]), `checksum.rs` (file hashing and the
 //! Merkle digest), `stat_cache.rs` (hashes reused across builds), `entry.rs`, `error.rs`.
@@ -33,6 +34,7 @@
 //! - **BuildKit's owner rule**: uid/gid are not part of the checksum (BuildKit's client
 //!   sends context files as 0:0); [`Metadata`] still reports them.
 
+pub mod archive;
 mod checksum;
 mod confine;
 mod entry;
@@ -55,6 +57,7 @@ use rustix::fs::{openat, statx, AtFlags, Mode, OFlags, StatxFlags, CWD};
 use strata_frontend::ignore::{FilterOptions, WalkFilter};
 use strata_solver::Digest;
 
+pub use archive::{is_context_archive, ContextArchive, ContextArchiveError};
 pub use confine::{normalize, MAX_SYMLINKS};
 pub use entry::{Entry, EntryKind, Metadata, Timestamp};
 pub use error::ContextError;

@@ -22,7 +22,7 @@
 //! or archive entry — is ever resolved on the host: symlinks resolve inside the view they
 //! belong to, and writes only create entries under directories of the diff itself.
 
-mod archive;
+pub(crate) mod archive;
 mod chmod;
 mod copy;
 mod diff;
