@@ -556,6 +556,31 @@ RUN echo \"after: $(ls /src 2>/dev/null | wc -l)\" && touch /marker
 }
 
 #[test]
+fn a_scratch_step_runs_tools_from_a_bind_mount() {
+    require_sandbox!();
+    let s = Suite::new("scratch");
+    // No rootfs input: the bind's source must not be taken for the base.
+    let df = "FROM scratch
+RUN --mount=type=bind,from=busybox,target=/bb [\"/bb/bin/busybox\", \"sh\", \"-c\", \"/bb/bin/busybox echo scratch: $(/bb/bin/busybox ls /bb/bin | /bb/bin/busybox wc -l) > /out; /bb/bin/busybox cat /out\"]
+";
+    for rt in runtimes() {
+        let out = s.run(rt, df, &[], &[]);
+        let n: Vec<&str> = tagged(&out, "scratch: ");
+        assert!(
+            n.len() == 1 && n[0].parse::<u32>().unwrap() > 10,
+            "[{rt}] {out}"
+        );
+    }
+    let (layout, rootfs) = s.image("native", df, &[]);
+    let layers = layer_entries(&layout);
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    assert_eq!(layers[0], ["out"], "only the step's own file: {layers:?}");
+    assert!(std::fs::read_to_string(rootfs.join("out"))
+        .unwrap()
+        .starts_with("scratch: "));
+}
+
+#[test]
 fn bind_mount_source_is_a_cache_key_input() {
     require_sandbox!();
     let s = Suite::new("bindkey");
