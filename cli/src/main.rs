@@ -41,6 +41,10 @@ enum Command {
     Images(commands::images::Args),
     /// Load images from a tar archive or STDIN.
     Load(commands::load::Args),
+    /// Download an image from a registry.
+    Pull(commands::pull::Args),
+    /// Upload an image to a registry.
+    Push(commands::push::Args),
     /// Save images to a tar archive (streamed to STDOUT by default).
     Save(commands::save::Args),
     /// Display detailed information on images.
@@ -63,6 +67,8 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Images(args) => commands::images::run(args, cli.root.as_deref()),
         Command::Load(args) => commands::load::run(args, cli.root.as_deref()),
+        Command::Pull(args) => commands::pull::run(args, cli.root.as_deref()),
+        Command::Push(args) => commands::push::run(args, cli.root.as_deref()),
         Command::Save(args) => commands::save::run(args, cli.root.as_deref()),
         Command::Inspect(args) => commands::inspect::run(args, cli.root.as_deref()),
         Command::Tag(args) => commands::tag::run(args, cli.root.as_deref()),

@@ -73,6 +73,14 @@ pub struct Args {
     /// Steps running at once (default: 8 × the number of cores).
     #[arg(long)]
     max_parallelism: Option<usize>,
+    /// Always pull base images from their registry, even when the store has them.
+    #[arg(long)]
+    pull: bool,
+    /// Push the image to every `-t` name's registry (buildx's `--push`).
+    #[arg(long)]
+    push: bool,
+    #[command(flatten)]
+    registry: super::pull::RegistryArgs,
     /// The build context directory, or `-`: stdin holds a context tar (plain, gzip, bzip2, xz
     /// or zstd) or a Dockerfile with no context.
     context: PathBuf,
@@ -440,7 +448,13 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
     let network = parse_network(&args.network)?;
     let mut outputs = Vec::new();
     let mut rootfs_outputs = Vec::new();
+    // `type=image|registry`: more names, and pushing (see push.rs).
+    let mut registry_outputs = Vec::new();
     for spec in &args.outputs {
+        if let Some(registry) = super::push::parse_registry_output(spec)? {
+            registry_outputs.push(registry);
+            continue;
+        }
         if let Some(rootfs) = parse_rootfs_output(spec)? {
             rootfs_outputs.push(rootfs);
             continue;
@@ -521,6 +535,14 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         Err(e) => return Ok(located(&e)),
     };
     let platform = image::host_platform();
+    let registry_client = super::pull::client(&args.registry)?;
+    let pushes = registry_outputs.iter().any(|o| o.push);
+    if (args.push || pushes)
+        && args.tags.is_empty()
+        && registry_outputs.iter().all(|o| o.names.is_empty())
+    {
+        bail!("pushing needs a name: give -t NAME or --output type=image,name=NAME,push=true");
+    }
     let mut base_images = HashMap::new();
     for stage in first.stages.iter().filter(|s| s.reachable) {
         let mut names: Vec<&String> = stage
@@ -538,9 +560,14 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
             if base_images.contains_key(name) {
                 continue;
             }
-            let record = image::find_image(&store, name).map_err(|e| {
-                anyhow!("failed to resolve source metadata for {name}: {e} (pulling is not supported yet: strata load -i IMAGE.tar)")
-            })?;
+            let record = super::pull::base_image(
+                &store,
+                &registry_client,
+                name,
+                &platform,
+                args.pull,
+                args.progress == Mode::Quiet,
+            )?;
             let stored =
                 image::read_image(&store, &image::target_descriptor(&record.target), &platform)?;
             base_images.insert(
@@ -661,12 +688,18 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
             .value
             .snapshot
     };
+    let mut tags = args.tags.clone();
+    for name in registry_outputs.iter().flat_map(|o| &o.names) {
+        if !tags.contains(name) {
+            tags.push(name.clone());
+        }
+    }
     let exported = image::export_image(
         &store,
         top.as_ref(),
         &lowered.config,
         layer_of,
-        &args.tags,
+        &tags,
         &ExportOptions::default(),
     )?;
     if mode != Mode::Quiet {
@@ -687,9 +720,19 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
     for output in &outputs {
         write_output(&store, output, &exported)?;
     }
+    let pushed = super::push::push_build_result(
+        &store,
+        &registry_client,
+        &exported.names,
+        &registry_outputs,
+        args.push,
+        mode == Mode::Quiet,
+    )?;
+    // Pushed layers are compressed, so the pushed manifest is the image's digest then.
+    let image_digest = pushed.first().map_or(exported.manifest, |p| p.manifest.digest);
     if let Some(path) = &args.metadata_file {
         let metadata = serde_json::json!({
-            "containerimage.digest": exported.manifest.to_string(),
+            "containerimage.digest": image_digest.to_string(),
             "containerimage.config.digest": exported.config.to_string(),
             "image.name": exported.names.join(","),
         });

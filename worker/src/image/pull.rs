@@ -246,7 +246,7 @@ pub async fn pull_image(
     let layers_present = layers.len() - missing.len();
     let limit = Arc::new(Semaphore::new(PARALLEL_DOWNLOADS));
     let mut tasks = tokio::task::JoinSet::new();
-    for layer in missing.iter().cloned() {
+    for layer in missing.clone() {
         let (client, store, lease, reference, limit) = (
             client.clone(),
             store.clone(),

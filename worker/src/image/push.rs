@@ -179,7 +179,7 @@ pub async fn push_image(
 
     let limit = Arc::new(Semaphore::new(PARALLEL_UPLOADS));
     let mut tasks = tokio::task::JoinSet::new();
-    for blob in prepared.blobs.iter().cloned() {
+    for blob in prepared.blobs.clone() {
         let (client, store, reference, limit) = (
             client.clone(),
             store.clone(),

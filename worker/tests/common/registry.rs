@@ -252,7 +252,7 @@ fn reply(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body:
     let _ = stream.write_all(text.as_bytes());
 }
 
-fn query_values<'a>(query: &'a str, key: &str) -> Vec<String> {
+fn query_values(query: &str, key: &str) -> Vec<String> {
     query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
