@@ -366,6 +366,7 @@ fn exports_a_chain_with_an_added_and_a_deleted_file() {
     };
     let options = ExportOptions {
         created: Some("2024-02-02T00:00:00Z".into()),
+        ..ExportOptions::default()
     };
     let names = ["strata-test/app:1".to_owned()];
     let exported = export_image(

@@ -522,7 +522,15 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         Err(e) => return Ok(located(&e)),
     };
 
-    let build_args = key_values(&args.build_args, true)?;
+    let mut build_args = key_values(&args.build_args, true)?;
+    // As buildx: the SOURCE_DATE_EPOCH environment variable is a build arg unless given.
+    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+        if !epoch.is_empty() {
+            build_args
+                .entry("SOURCE_DATE_EPOCH".to_string())
+                .or_insert(epoch);
+        }
+    }
     let mut resolve_options = ResolveOptions {
         target: args.target.clone(),
         build_args: build_args.clone(),
@@ -700,7 +708,15 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         &lowered.config,
         layer_of,
         &tags,
-        &ExportOptions::default(),
+        &ExportOptions {
+            source_date_epoch: lower_options.source_date_epoch.or(
+                match resolution.source_date_epoch {
+                    Some(instructions::SourceDateEpoch::Unix(s)) => Some(s),
+                    _ => None,
+                },
+            ),
+            ..ExportOptions::default()
+        },
     )?;
     if mode != Mode::Quiet {
         for name in &exported.names {

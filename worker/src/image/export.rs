@@ -19,6 +19,11 @@
 //! - Deterministic: the same snapshots, config and [`ExportOptions`] give the same layer,
 //!   config and manifest digests (canonical tars and JSON, no clock read here: the caller
 //!   passes the creation time).
+//! - `SOURCE_DATE_EPOCH` ([`ExportOptions::source_date_epoch`]): config and history times
+//!   later than it become it, and from the first layer that is not the base image's (by
+//!   diff id, as BuildKit's `rewrite-timestamp`) the diff dirs are written again with
+//!   mtimes clamped to it, remembered per epoch beside the unclamped layer, so a build
+//!   without the epoch keeps its image id and one with it is reproducible across roots.
 //! - History and layers always agree: each layer is matched to the history entry of the
 //!   step that produced it; base entries take the base layers in order; a layer no entry
 //!   claims gets a generated entry, and an entry without a layer becomes `empty_layer`.
@@ -29,7 +34,7 @@ use std::path::PathBuf;
 
 use strata_cache::{ImageError, ImageTarget, LeaseError, SnapshotError, SnapshotId, Store};
 use strata_frontend::lower::config as lower;
-use strata_oci::config::{ConfigError, History};
+use strata_oci::config::{format_timestamp, ConfigError, History};
 use strata_oci::layer::{write_layer, SourceKind, WriteError, WriteOptions};
 use strata_oci::manifest::ManifestError;
 use strata_oci::{media_type, Compression, CompressionKind, Descriptor, Digest, ImageManifest};
@@ -145,6 +150,10 @@ pub struct ExportOptions {
     /// The image's creation time (RFC 3339), also given to history entries that have none.
     /// `None`: the lowered config's own `created` (set from `SOURCE_DATE_EPOCH`), if any.
     pub created: Option<String>,
+    /// `SOURCE_DATE_EPOCH` (Unix seconds): the config's and history's times later than it
+    /// become it, and so do the file mtimes of the layers the build made (BuildKit's
+    /// `rewrite-timestamp`); the base image's layers keep their blobs.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// What was exported.
@@ -216,18 +225,44 @@ pub fn export_image(
     }
     let mut layers = Vec::new();
     let mut written = 0;
+    let epoch = options.source_date_epoch;
+    // With an epoch, the leading layers that are the base image's stay as they are, as in
+    // BuildKit: from the first layer that differs from the base's on, layers are clamped.
+    let base_diff_ids = &config.rootfs.diff_ids;
+    let mut diverged = epoch.is_none();
     for record in &chain {
-        if let Some((layer, new)) = layer_of(store, &blobs, record)? {
+        if !diverged {
+            let lease = blobs.lease();
+            if let Some(known) = layer_record::recall(store, &record.id, lease)? {
+                if base_diff_ids.get(layers.len()) == Some(&known.diff_id.to_string()) {
+                    layers.push(reused(&record.id, &known));
+                    continue;
+                }
+            }
+            diverged = true;
+        }
+        if let Some((layer, new)) = layer_of(store, &blobs, record, epoch)? {
             written += usize::from(new);
             layers.push(layer);
         }
     }
 
-    let created = options.created.clone().or_else(|| config.created.clone());
+    let created = options
+        .created
+        .clone()
+        .or_else(|| config.created.clone())
+        .or_else(|| epoch.map(|e| format_timestamp(e, 0)));
     let mut image = to_oci_config(config);
     image.created = created.clone();
     image.rootfs.diff_ids = layers.iter().map(|l| l.diff_id).collect();
     image.history = history(config, &layers, &layer_of_history, created.as_deref());
+    if let Some(epoch) = epoch {
+        image
+            .clamp_timestamps(epoch)
+            .map_err(|source| ExportError::Config {
+                source: Box::new(source),
+            })?;
+    }
     let config_bytes = image.to_json().map_err(|source| ExportError::Config {
         source: Box::new(source),
     })?;
@@ -278,34 +313,41 @@ pub fn export_image(
     })
 }
 
-/// The layer of one snapshot (and whether it was written now), or `None` for an empty diff.
+/// A known layer blob of `snapshot` as a chain layer.
+fn reused(snapshot: &SnapshotId, known: &LayerRecord) -> ChainLayer {
+    // The manifest is OCI: a Docker media type of a reused blob is renamed to the OCI one
+    // of the same compression (same bytes, same digest).
+    let kind = CompressionKind::from_media_type(&known.descriptor.media_type);
+    ChainLayer {
+        snapshot: snapshot.clone(),
+        descriptor: Descriptor::new(
+            kind.oci_layer_media_type(),
+            known.descriptor.digest,
+            known.descriptor.size,
+        ),
+        diff_id: known.diff_id,
+    }
+}
+
+/// The layer of one snapshot (and whether it was written now), or `None` for an empty diff;
+/// with `clamp`, the layer with mtimes later than it clamped (a record of its own).
 fn layer_of(
     store: &Store,
     blobs: &StoreBlobs<'_>,
     record: &strata_cache::SnapshotRecord,
+    clamp: Option<i64>,
 ) -> Result<Option<(ChainLayer, bool)>, ExportError> {
     let id = &record.id;
     let lease = blobs.lease();
-    if let Some(known) = layer_record::recall(store, id, lease)? {
-        // The manifest is OCI: a Docker media type of a reused blob is renamed to the OCI
-        // one of the same compression (same bytes, same digest).
-        let kind = CompressionKind::from_media_type(&known.descriptor.media_type);
-        let descriptor = Descriptor::new(
-            kind.oci_layer_media_type(),
-            known.descriptor.digest,
-            known.descriptor.size,
-        );
-        return Ok(Some((
-            ChainLayer {
-                snapshot: id.clone(),
-                descriptor,
-                diff_id: known.diff_id,
-            },
-            false,
-        )));
+    let known = match clamp {
+        None => layer_record::recall(store, id, lease)?,
+        Some(epoch) => layer_record::recall_clamped(store, id, epoch, lease)?,
+    };
+    if let Some(known) = known {
+        return Ok(Some((reused(id, &known), false)));
     }
     // The uncompressed tar of a snapshot with a known diff id may be stored already.
-    if let Some(diff_id) = record.diff_id {
+    if let (Some(diff_id), None) = (record.diff_id, clamp) {
         if store.content().contains(&diff_id) && lease.add_blob(&diff_id).is_ok() {
             if let Ok(size) = store.content().size(&diff_id) {
                 let descriptor = Descriptor::new(media_type::OCI_LAYER_TAR, diff_id, size);
@@ -339,6 +381,7 @@ fn layer_of(
     let options = WriteOptions {
         compression: Compression::None,
         source: SourceKind::Overlay,
+        mtime_clamp: clamp,
         ..WriteOptions::default()
     };
     let what = || format!("layer of snapshot {id}");
@@ -357,14 +400,14 @@ fn layer_of(
             source: Box::new(source),
         })?;
     let descriptor = info.oci_descriptor();
-    layer_record::remember(
-        store,
-        id,
-        &LayerRecord {
-            descriptor: descriptor.clone(),
-            diff_id: info.diff_id,
-        },
-    )?;
+    let layer = LayerRecord {
+        descriptor: descriptor.clone(),
+        diff_id: info.diff_id,
+    };
+    match clamp {
+        None => layer_record::remember(store, id, &layer)?,
+        Some(epoch) => layer_record::remember_clamped(store, id, epoch, &layer)?,
+    }
     Ok(Some((
         ChainLayer {
             snapshot: id.clone(),

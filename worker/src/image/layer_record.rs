@@ -2,7 +2,8 @@
 //! snapshot or a snapshot is turned into a layer, so neither is ever done twice.
 //!
 //! Main items: [`LayerRecord`] (the blob's descriptor and the diff id), [`remember`] and
-//! [`recall`].
+//! [`recall`]; [`remember_clamped`] and [`recall_clamped`] for the layer of a snapshot
+//! written with mtimes clamped to a `SOURCE_DATE_EPOCH` (one record per epoch).
 //!
 //! Key decision: the store maps blob → snapshot (`set_layer_blob` / `by_layer_blob`, which
 //! unpacking needs and which keeps the blob alive with the snapshot), but an export needs
@@ -59,6 +60,14 @@ fn key(snapshot: &SnapshotId) -> CacheKey {
     blake3::derive_key(KEY_CONTEXT, snapshot.as_str().as_bytes())
 }
 
+/// The key of the layer written with mtimes clamped to `epoch` (`SOURCE_DATE_EPOCH`).
+fn clamped_key(snapshot: &SnapshotId, epoch: i64) -> CacheKey {
+    blake3::derive_key(
+        KEY_CONTEXT,
+        format!("{}\0source-date-epoch={epoch}", snapshot.as_str()).as_bytes(),
+    )
+}
+
 /// Records that `layer` holds the diff of `snapshot` (both directions). The blob must be in
 /// the content store and the snapshot committed.
 pub fn remember(
@@ -75,14 +84,45 @@ pub fn remember(
             digest,
             source: Box::new(source),
         })?;
+    put(store, &key(snapshot), snapshot, layer)
+}
+
+/// Records that `layer` holds the diff of `snapshot` with every mtime later than `epoch`
+/// clamped to it. Only this direction: unpacking that blob must not reuse the snapshot,
+/// whose files keep their real times.
+pub fn remember_clamped(
+    store: &Store,
+    snapshot: &SnapshotId,
+    epoch: i64,
+    layer: &LayerRecord,
+) -> Result<(), LayerRecordError> {
+    put(store, &clamped_key(snapshot, epoch), snapshot, layer)
+}
+
+/// The layer recorded by [`remember_clamped`] for `snapshot` and `epoch`, leased.
+pub fn recall_clamped(
+    store: &Store,
+    snapshot: &SnapshotId,
+    epoch: i64,
+    lease: &Lease,
+) -> Result<Option<LayerRecord>, LayerRecordError> {
+    get(store, &clamped_key(snapshot, epoch), snapshot, lease)
+}
+
+fn put(
+    store: &Store,
+    key: &CacheKey,
+    snapshot: &SnapshotId,
+    layer: &LayerRecord,
+) -> Result<(), LayerRecordError> {
     let value = CacheValue {
         snapshot: Some(snapshot.clone()),
-        blobs: vec![digest],
+        blobs: vec![layer.descriptor.digest],
         payload: serde_json::to_vec(layer).expect("layer record serializes"),
     };
     store
         .cache()
-        .put(&key(snapshot), &value)
+        .put(key, &value)
         .map_err(|source| LayerRecordError::Index {
             action: "store",
             snapshot: snapshot.clone(),
@@ -98,9 +138,18 @@ pub fn recall(
     snapshot: &SnapshotId,
     lease: &Lease,
 ) -> Result<Option<LayerRecord>, LayerRecordError> {
+    get(store, &key(snapshot), snapshot, lease)
+}
+
+fn get(
+    store: &Store,
+    key: &CacheKey,
+    snapshot: &SnapshotId,
+    lease: &Lease,
+) -> Result<Option<LayerRecord>, LayerRecordError> {
     let found = store
         .cache()
-        .get(&key(snapshot), Some(lease))
+        .get(key, Some(lease))
         .map_err(|source| LayerRecordError::Index {
             action: "read",
             snapshot: snapshot.clone(),
