@@ -462,6 +462,57 @@ RUN --mount=type=cache,id={id},target=/var/cache/x \
 }
 
 #[test]
+fn cache_mount_options() {
+    require_sandbox!();
+    let s = Suite::new("cacheopts");
+    for rt in runtimes() {
+        // A new cache gets uid/gid/mode; `from=` seeds a new cache; `source=` is a path in it.
+        let df = format!(
+            "FROM busybox AS seed
+RUN mkdir -p /pkg/sub && echo seeded > /pkg/sub/f
+FROM busybox
+RUN --mount=type=cache,id=own-{rt},target=/c,uid=1000,gid=29,mode=0750 echo \"owner: $(stat -c '%u %g %a' /c)\"
+RUN --mount=type=cache,id=seeded-{rt},from=seed,source=/pkg,target=/p echo \"seed: $(cat /p/sub/f)\" && echo kept > /p/mine
+RUN --mount=type=cache,id=seeded-{rt},from=seed,source=/pkg,target=/p echo \"again: $(cat /p/mine)\"
+"
+        );
+        let out = s.run(rt, &df, &[], &[]);
+        assert_eq!(tagged(&out, "owner: "), ["1000 29 750"], "[{rt}]");
+        assert_eq!(tagged(&out, "seed: "), ["seeded"], "[{rt}]");
+        assert_eq!(tagged(&out, "again: "), ["kept"], "[{rt}]");
+
+        // sharing=locked: two stages running at once take turns.
+        let step = |name: &str| {
+            format!(
+                "FROM busybox AS {name}
+RUN --mount=type=cache,id=turns-{rt},sharing=locked,target=/c \
+    echo {name}-start >> /c/log && sleep 1 && echo {name}-end >> /c/log && touch /{name}
+"
+            )
+        };
+        let df = format!(
+            "{}{}FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n\
+             RUN --mount=type=cache,id=turns-{rt},target=/c sed 's/^/turns: /' /c/log\n",
+            step("a"),
+            step("b")
+        );
+        let out = s.run(rt, &df, &[], &[]);
+        let turns = tagged(&out, "turns: ");
+        assert_eq!(turns.len(), 4, "[{rt}] {out}");
+        for pair in turns.chunks(2) {
+            let who = pair[0]
+                .strip_suffix("-start")
+                .unwrap_or_else(|| panic!("[{rt}] {turns:?}"));
+            assert_eq!(
+                pair[1],
+                format!("{who}-end"),
+                "[{rt}] interleaved: {turns:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn tmpfs_is_a_sized_tmpfs() {
     require_sandbox!();
     let s = Suite::new("tmpfs");

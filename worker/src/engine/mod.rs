@@ -12,11 +12,14 @@
 //! - Blocking work (store transactions, file copies, the sandbox) runs on tokio's blocking
 //!   pool; a RUN holds a cancel guard, so dropping the solve kills the sandbox.
 
+mod cache_mount;
 mod context_source;
+mod git_source;
 mod http_source;
 mod ssh_forward;
 
 pub use context_source::ContextSource;
+pub use git_source::{GitError, GitRequest, GitSource};
 pub use http_source::{HttpError, HttpRequest, HttpSource};
 pub use ssh_forward::SshForward;
 
@@ -86,6 +89,15 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// A cache mount could not be prepared for a step.
+    #[error("cache mount {id}: {source}")]
+    CacheMount {
+        /// The cache id.
+        id: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A secret could not be staged for a step.
     #[error("secret {id}: {source}")]
     Secret {
@@ -148,6 +160,7 @@ pub struct LocalWorker {
     empty_dir: PathBuf,
     platform: strata_oci::manifest::Platform,
     http: HttpSource,
+    git: GitSource,
 }
 
 impl LocalWorker {
@@ -168,6 +181,7 @@ impl LocalWorker {
         std::fs::create_dir_all(&empty_dir)?;
         let lease = store.lease();
         let http = HttpSource::new(store.lease());
+        let git = GitSource::new(store.lease());
         Ok(Self {
             store,
             executor: Arc::new(executor),
@@ -178,6 +192,7 @@ impl LocalWorker {
             empty_dir,
             platform: image::host_platform(),
             http,
+            git,
         })
     }
 
@@ -270,6 +285,9 @@ impl Worker for LocalWorker {
             Op::Source(op @ SourceOp::Http { .. }) => Ok(Some(
                 self.http.content_key(&self.store, http_request(op)).await?,
             )),
+            Op::Source(op @ SourceOp::Git { .. }) => {
+                Ok(Some(self.git.content_key(git_request(op)).await?))
+            }
             _ => Ok(None),
         }
     }
@@ -344,9 +362,11 @@ impl Worker for LocalWorker {
                     selection: selection_of(op)?,
                 })))
             }
-            Op::Source(other) => Err(Box::new(EngineError::Unsupported {
-                what: source_name(other),
-            })),
+            Op::Source(op @ SourceOp::Git { .. }) => {
+                let id = self.git.snapshot(&self.store, git_request(op)).await?;
+                self.remember(job.key, &id)?;
+                Ok(FsRef::Snapshot(id))
+            }
             Op::File(op) => self.file(op, &job).await,
             Op::Exec(op) => self.exec(op, &job, &vertex.meta.proxy_env).await,
             Op::Merge => self.file(&merge_as_copies(job.inputs.len()), &job).await,
@@ -403,11 +423,21 @@ fn http_request(op: &SourceOp) -> HttpRequest<'_> {
     }
 }
 
-fn source_name(op: &SourceOp) -> String {
+/// The fields of a `Git` source op.
+fn git_request(op: &SourceOp) -> GitRequest<'_> {
     match op {
-        SourceOp::Git { .. } => "a git source".into(),
-        SourceOp::Http { .. } => "ADD of a URL".into(),
-        _ => "this source".into(),
+        SourceOp::Git {
+            url,
+            reference,
+            keep_git_dir,
+            checksum,
+        } => GitRequest {
+            url,
+            reference,
+            keep_git_dir: *keep_git_dir,
+            checksum: checksum.as_deref(),
+        },
+        _ => unreachable!("git_request of a non-git source"),
     }
 }
 
@@ -515,17 +545,66 @@ impl LocalWorker {
         let mut mounts = Vec::new();
         let mut secret_env = Vec::new();
         let mut relays = Vec::new();
+        let mut locks = Vec::new();
         for mount in op.mounts.iter().skip(1) {
             mounts.push(match &mount.kind {
                 MountKind::Tmpfs { size } => MountSpec::Tmpfs {
                     target: mount.target.clone(),
                     size: (*size > 0).then_some(*size),
                 },
-                MountKind::Cache { id, .. } => MountSpec::Bind {
-                    source: self.store.cache_mounts().get_or_create(id, lease)?,
-                    target: mount.target.clone(),
-                    readonly: false,
-                },
+                MountKind::Cache {
+                    id,
+                    sharing,
+                    mode,
+                    uid,
+                    gid,
+                } => {
+                    let new = !self.store.cache_mounts().path(id).exists();
+                    let dir = self.store.cache_mounts().get_or_create(id, lease)?;
+                    // A new cache starts as a copy of its `from=` filesystem.
+                    let seed: Option<Box<dyn SourceFs>> =
+                        match mount.input.and_then(|i| job.inputs.get(i)) {
+                            Some(FsRef::Snapshot(id)) if new => Some(Box::new(LayeredView::chain(
+                                self.store.snapshots().lowerdirs(id)?,
+                            ))),
+                            Some(FsRef::Context(sel)) if new => {
+                                let selected = sel.context.select(&sel.selection)?;
+                                Some(Box::new(ContextSource::new(sel.context.clone(), selected)))
+                            }
+                            _ => None,
+                        };
+                    let private = staged.dir.join(format!("cache-{}", locks.len()));
+                    let options = (mount.selector.clone(), *sharing, *mode, *uid, *gid);
+                    let prepared = tokio::task::spawn_blocking(move || {
+                        let (source, sharing, mode, uid, gid) = options;
+                        let options = cache_mount::CacheOptions {
+                            sharing,
+                            mode,
+                            uid,
+                            gid,
+                            source: &source,
+                        };
+                        let fill = |root: &std::path::Path| -> std::io::Result<()> {
+                            let Some(seed) = seed else { return Ok(()) };
+                            let scratch = LayeredView::scratch();
+                            let refs: Vec<&dyn SourceFs> = vec![&scratch, seed.as_ref()];
+                            file::apply(&merge_as_copies(2), root, &[], &refs)
+                                .map_err(std::io::Error::other)
+                        };
+                        cache_mount::prepare(&dir, new, options, fill, &private)
+                    })
+                    .await?
+                    .map_err(|source| EngineError::CacheMount {
+                        id: id.clone(),
+                        source,
+                    })?;
+                    locks.push(prepared.lock);
+                    MountSpec::Bind {
+                        source: prepared.dir,
+                        target: mount.target.clone(),
+                        readonly: mount.readonly,
+                    }
+                }
                 MountKind::Bind => {
                     let input = mount.input.and_then(|i| job.inputs.get(i));
                     let mut lowerdirs = match input {
@@ -621,6 +700,7 @@ impl LocalWorker {
             mounts,
             env: secret_env,
             _ssh: relays,
+            _locks: locks,
             _staged: staged,
         })
     }
@@ -722,6 +802,8 @@ struct StepMounts {
     mounts: Vec<MountSpec>,
     /// `KEY=value` entries the mounts add (secrets given as environment variables).
     env: Vec<String>,
+    /// Cache mount locks (`sharing=`), released after the step.
+    _locks: Vec<cache_mount::CacheLock>,
     /// SSH agent relays (dropped before their sockets' directory).
     _ssh: Vec<SshForward>,
     /// Staged secret files and the ssh sockets' directory, removed when dropped.
