@@ -804,8 +804,12 @@ fn ssh_mounts_forward_the_agent() {
         "FROM busybox
 RUN --mount=type=ssh --mount=type=bind,source=tools,target=/tools \
     echo \"sock: $SSH_AUTH_SOCK $(stat -c '%a %u' $SSH_AUTH_SOCK)\" && {ssh_add} -l | sed 's/^/agent: /'
+USER nobody
 RUN --mount=type=ssh,id=work,target=/run/agent,uid=65534,mode=0660 --mount=type=bind,source=tools,target=/tools \
-    echo \"custom: $SSH_AUTH_SOCK $(stat -c '%a %u' /run/agent)\" && SSH_AUTH_SOCK=/run/agent {ssh_add} -l | sed 's/^/agent2: /'
+    echo \"custom: $SSH_AUTH_SOCK $(stat -c '%a %u' /run/agent)\" && {ssh_add} -l | sed 's/^/agent2: /'
+RUN --mount=type=ssh --mount=type=bind,source=tools,target=/tools \
+    {ssh_add} -l >/dev/null 2>&1 && echo 'nobody: connected' || echo 'nobody: refused'
+USER root
 RUN --mount=type=ssh,id=absent echo \"optional: $(test -e /run/buildkit/ssh_agent.0 && echo mounted || echo skipped)\"
 "
     );
@@ -840,6 +844,8 @@ RUN --mount=type=ssh,id=absent echo \"optional: $(test -e /run/buildkit/ssh_agen
                 .is_some_and(|l| l.contains(&agent.fingerprint)),
             "[{rt}] {out}"
         );
+        // The default socket is root's, mode 0600: another user cannot use it.
+        assert_eq!(tagged(&out, "nobody: "), ["refused"], "[{rt}]");
         assert_eq!(tagged(&out, "optional: "), ["skipped"], "[{rt}]");
         let err = s.fail(
             rt,
