@@ -581,6 +581,12 @@ RUN echo \"after: $(ls /src 2>/dev/null | wc -l)\" && touch /marker
         );
         assert!(!s.context.join("src/added").exists());
     }
+    // The scratch space of writable binds, and the staged context copies, are gone.
+    let binds = s.root.join("v1/executor/binds");
+    let left: Vec<_> = std::fs::read_dir(&binds)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
     // Nothing under a bind mount, nor its mount point, reaches a layer.
     let (layout, _) = s.image("native", df, &files);
     for layer in &layer_entries(&layout)[1..] {
@@ -682,6 +688,53 @@ RUN --mount=type=secret,id=tok,env=TOKEN sh -c 'case \"$TOKEN\" in s3cr3t-*) ech
         );
         assert!(err.contains("secret missing: not found"), "[{rt}] {err}");
     }
+}
+
+#[test]
+fn a_killed_build_leaves_no_secret_behind() {
+    require_sandbox!();
+    let s = Suite::new("killed");
+    let secret = s.tmp.0.join("token");
+    std::fs::write(&secret, "s3cr3t-value").unwrap();
+    write(
+        &s.context,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=secret,id=tok sleep 60\n",
+        )],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(&s.root)
+        .args(["build", "--progress", "quiet", "--secret"])
+        .arg(format!("id=tok,src={}", secret.display()))
+        .arg(&s.context)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let staged = s.root.join("v1/executor/secrets");
+    let files = || -> Vec<PathBuf> {
+        std::fs::read_dir(&staged)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten())
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while files().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: nothing of strata runs after this
+    child.wait().unwrap();
+    assert_eq!(files().len(), 1, "the step had its secret staged");
+    // The next build of this store removes what the dead one staged.
+    s.run("native", "FROM busybox\nRUN true\n", &[], &[]);
+    assert!(files().is_empty(), "{:?}", files());
 }
 
 /// A running `ssh-agent` holding one new key, and that key's fingerprint.

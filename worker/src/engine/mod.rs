@@ -179,6 +179,8 @@ impl LocalWorker {
         }
         let empty_dir = store.root().join("v1").join("executor").join("empty");
         std::fs::create_dir_all(&empty_dir)?;
+        // Secrets and agent sockets a killed build left behind go now, not at some prune.
+        StagedSecrets::clean_stale(&store.root().join("v1").join("executor").join("secrets"));
         let lease = store.lease();
         let http = HttpSource::new(store.lease());
         let git = GitSource::new(store.lease());
@@ -828,6 +830,25 @@ impl StagedSecrets {
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         Ok(Self { dir })
+    }
+
+    /// Removes the staging dirs under `parent` whose process (the pid in the name) is gone.
+    fn clean_stale(parent: &std::path::Path) {
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let alive = name
+                .split('-')
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+                .and_then(rustix::process::Pid::from_raw)
+                .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
+            if !alive {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     fn stage(
