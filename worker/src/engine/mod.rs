@@ -11,6 +11,11 @@
 //!   their manifest digest.
 //! - Blocking work (store transactions, file copies, the sandbox) runs on tokio's blocking
 //!   pool; a RUN holds a cancel guard, so dropping the solve kills the sandbox.
+//! - RUN mounts: a bind of a stage or image is its snapshot chain as overlay layers (the
+//!   executor resolves `source=` inside them and discards writes); a bind of the context is
+//!   first copied into a snapshot kept in the cache under the selection's checksum, so the
+//!   client's directory is never exposed or written; secrets and ssh agent sockets are
+//!   staged per step outside every snapshot (`cache_mount`, `ssh_forward`).
 
 mod cache_mount;
 mod context_source;
@@ -509,22 +514,9 @@ impl LocalWorker {
         }
         let parent = Self::parent(&base).cloned();
         let lease = self.store.lease();
-        // Context selections bind-mounted into the step, staged as throwaway snapshots.
-        let mut staged_contexts = Vec::new();
-        let mounts = self
-            .exec_mounts(op, job, &lease, &mut staged_contexts)
-            .await;
-        let result = match mounts {
-            Ok(mounts) => {
-                self.run_exec(op, job, proxy_env, lowerdirs, parent, &lease, mounts)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        for prepared in staged_contexts {
-            self.store.snapshots().abort(prepared)?;
-        }
-        result
+        let mounts = self.exec_mounts(op, job, &lease).await?;
+        self.run_exec(op, job, proxy_env, lowerdirs, parent, &lease, mounts)
+            .await
     }
 
     /// The step's `--mount`s (all but the rootfs) as executor mounts, with what must live as
@@ -534,7 +526,6 @@ impl LocalWorker {
         op: &ExecOp,
         job: &Job<'_, FsRef>,
         lease: &Lease,
-        staged_contexts: &mut Vec<strata_cache::PreparedSnapshot>,
     ) -> Result<StepMounts, BoxError> {
         // Secret files live outside every snapshot, only for this step, then are removed.
         let staged = StagedSecrets::new(
@@ -613,10 +604,8 @@ impl LocalWorker {
                         None | Some(FsRef::Scratch) => Vec::new(),
                         Some(FsRef::Snapshot(id)) => self.store.snapshots().lowerdirs(id)?,
                         Some(FsRef::Context(sel)) => {
-                            let prepared = self.stage_context(sel.clone(), lease).await?;
-                            let dir = prepared.diff().to_path_buf();
-                            staged_contexts.push(prepared);
-                            vec![dir]
+                            let id = self.stage_context(sel.clone()).await?;
+                            self.store.snapshots().lowerdirs(&id)?
                         }
                     };
                     if lowerdirs.is_empty() {
@@ -707,31 +696,42 @@ impl LocalWorker {
         })
     }
 
-    /// Copies a context selection into a new snapshot (never committed: the caller aborts it
-    /// after the step), so a bind mount shows exactly the selected files and the step's
-    /// writes can never reach the client's directory.
-    async fn stage_context(
-        &self,
-        sel: Arc<ContextSelection>,
-        lease: &Lease,
-    ) -> Result<strata_cache::PreparedSnapshot, BoxError> {
-        let prepared = self.store.snapshots().prepare(None, lease)?;
-        let diff = prepared.diff().to_path_buf();
-        let copy = merge_as_copies(2);
-        let done = tokio::task::spawn_blocking(move || -> Result<(), BoxError> {
+    /// A context selection copied into a snapshot, so a bind mount shows exactly the selected
+    /// files and a step's writes can never reach the client's directory. The copy is kept in
+    /// the cache under the selection's checksum: steps and builds binding the same files
+    /// share it.
+    async fn stage_context(&self, sel: Arc<ContextSelection>) -> Result<SnapshotId, BoxError> {
+        let checked = sel.clone();
+        let digest =
+            tokio::task::spawn_blocking(move || checked.context.checksum(&checked.selection))
+                .await??;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"strata/bind-context/v1\0");
+        hasher.update(&digest.0);
+        let key = Digest(*hasher.finalize().as_bytes());
+        if let Some(record) = self.store.cache().get(&key.0, Some(&self.lease))? {
+            if let Some(id) = record.value.snapshot {
+                if self.store.snapshots().get(&id)?.is_some() {
+                    return Ok(id);
+                }
+            }
+        }
+        let (store, lease) = (self.store.clone(), self.store.lease());
+        let id = tokio::task::spawn_blocking(move || -> Result<SnapshotId, BoxError> {
+            let prepared = store.snapshots().prepare(None, &lease)?;
             let selected = sel.context.select(&sel.selection)?;
             let source = ContextSource::new(sel.context.clone(), selected);
             let scratch = LayeredView::scratch();
             let refs: Vec<&dyn SourceFs> = vec![&scratch, &source];
-            file::apply(&copy, &diff, &[], &refs)?;
-            Ok(())
+            if let Err(e) = file::apply(&merge_as_copies(2), &prepared.diff(), &[], &refs) {
+                store.snapshots().abort(prepared)?;
+                return Err(Box::new(e));
+            }
+            Ok(store.snapshots().commit(prepared, None)?.id)
         })
-        .await?;
-        if let Err(e) = done {
-            self.store.snapshots().abort(prepared)?;
-            return Err(e);
-        }
-        Ok(prepared)
+        .await??;
+        self.remember(key, &id)?;
+        Ok(id)
     }
 
     #[allow(clippy::too_many_arguments)]
