@@ -473,6 +473,78 @@ fn bind_tmpfs_and_etc_mounts() {
     }
 }
 
+#[test]
+fn layered_bind_mounts() {
+    require_sandbox!();
+    for (name, exec) in common::backends() {
+        let l = Layered::new();
+        // Two layers: the top one hides a file of the lower one and adds links.
+        let (low, top) = (TempDir::new("bind-low"), TempDir::new("bind-top"));
+        std::fs::create_dir_all(low.path().join("opt/data")).unwrap();
+        std::fs::write(low.path().join("opt/data/kept"), "kept\n").unwrap();
+        std::fs::write(low.path().join("opt/data/gone"), "gone\n").unwrap();
+        std::fs::create_dir_all(top.path().join("opt/data")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            top.path().join("opt/data/gone"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/opt/data", top.path().join("opt/link")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", top.path().join("opt/host")).unwrap();
+        let lowerdirs = vec![top.path().to_path_buf(), low.path().to_path_buf()];
+        let layers = |source: &str, target: &str, readonly: bool| MountSpec::Layers {
+            lowerdirs: lowerdirs.clone(),
+            source: source.into(),
+            target: target.into(),
+            readonly,
+        };
+        let mut spec = l.sh("ls /d; cat /f; (echo x > /d/new) 2>/dev/null || echo ro; \
+             echo w > /w/opt/data/new && cat /w/opt/data/new");
+        spec.mounts = vec![
+            layers("/opt/link", "/d", true),
+            layers("opt/data/kept", "/f", true),
+            layers("/", "/w", false),
+        ];
+        assert_eq!(stdout(name, exec, &spec), "kept\nkept\nro\nw\n", "[{name}]");
+        // Writes under a writable bind went to a scratch dir, now removed.
+        assert!(!low.path().join("opt/data/new").exists());
+        assert!(!top.path().join("opt/data/new").exists());
+        let binds = exec.state_dir().join("binds");
+        let left: Vec<_> = std::fs::read_dir(&binds)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name())
+                    .filter(|n| {
+                        n.to_string_lossy()
+                            .starts_with(&format!("{}-", std::process::id()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "[{name}] {left:?}");
+        for p in ["d", "f", "w"] {
+            assert!(
+                !l.upper().join(p).exists(),
+                "[{name}] stub {p} in the layer"
+            );
+        }
+        // A link to a host path resolves inside the layers, where it does not exist.
+        let mut spec = l.sh("true");
+        spec.mounts = vec![layers("/opt/host", "/h", true)];
+        let err = exec
+            .run(&spec, &mut CollectOutput::default(), &CancelToken::new())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bind source \"/opt/host\": not found in the mounted filesystem",
+            "[{name}]"
+        );
+    }
+}
+
 fn tcp_server() -> (std::net::TcpListener, u16) {
     let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = s.local_addr().unwrap().port();
