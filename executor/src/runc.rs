@@ -128,8 +128,9 @@ impl Runc {
         let r = Runc {
             binary,
             name,
-            state: state_dir.join("runc-state"),
-            bundles: state_dir.join("runc-bundles"),
+            // Each runtime keeps its own state: their formats differ.
+            state: state_dir.join(format!("{name}-state")),
+            bundles: state_dir.join(format!("{name}-bundles")),
         };
         for d in [&r.state, &r.bundles] {
             std::fs::create_dir_all(d).map_err(|e| ExecError::StateDir {

@@ -172,10 +172,19 @@ pub fn runc_binary() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
-/// The native executor and, when runc is installed, the runc one.
+/// crun's binary, if installed.
+pub fn crun_binary() -> Option<PathBuf> {
+    ["/usr/bin/crun", "/usr/local/bin/crun", "/usr/sbin/crun"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// The native executor and, when installed, the runc and crun ones.
 pub fn backends() -> Vec<(&'static str, &'static Executor)> {
     static NATIVE: OnceLock<Executor> = OnceLock::new();
     static RUNC: OnceLock<Option<Executor>> = OnceLock::new();
+    static CRUN: OnceLock<Option<Executor>> = OnceLock::new();
     let native = NATIVE.get_or_init(|| Executor::new(Backend::Native, state_dir()).unwrap());
     let mut out = vec![("native", native)];
     let runc = RUNC.get_or_init(|| {
@@ -184,6 +193,13 @@ pub fn backends() -> Vec<(&'static str, &'static Executor)> {
     match runc {
         Some(r) => out.push(("runc", r)),
         None => eprintln!("note: runc not installed; runc backend not tested"),
+    }
+    let crun = CRUN.get_or_init(|| {
+        crun_binary().map(|b| Executor::new(Backend::Crun(b), state_dir()).unwrap())
+    });
+    match crun {
+        Some(r) => out.push(("crun", r)),
+        None => eprintln!("note: crun not installed; crun backend not tested"),
     }
     out
 }
