@@ -532,6 +532,8 @@ RUN --mount=type=tmpfs,target=/scratch,size=1048576 \
 fn bind_mounts_from_context_stage_and_image() {
     require_sandbox!();
     let s = Suite::new("bind");
+    // An image only a mount uses.
+    common::ok(&s.root, &["tag", "busybox:latest", "tools:1"]);
     let df = "FROM busybox AS tools
 RUN mkdir -p /opt/data && echo from-stage > /opt/data/file && ln -s /opt/data /opt/link
 
@@ -544,7 +546,7 @@ RUN --mount=type=bind,from=tools,source=/opt/link,target=/data \
     echo \"stage: $(cat /data/file)\"
 RUN --mount=type=bind,from=tools,source=/opt/data/file,target=/etc/one-file \
     echo \"file: $(cat /etc/one-file)\"
-RUN --mount=type=bind,from=busybox,target=/img echo \"image: $(test -x /img/bin/busybox && echo yes)\"
+RUN --mount=type=bind,from=tools:1,target=/img echo \"image: $(test -x /img/bin/busybox && echo yes)\"
 RUN --mount=type=bind,source=src,target=/src,rw \
     echo changed > /src/a.txt && touch /src/added && echo \"rw: $(cat /src/a.txt)\"
 RUN echo \"after: $(ls /src 2>/dev/null | wc -l)\" && touch /marker
