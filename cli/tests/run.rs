@@ -474,12 +474,17 @@ FROM busybox
 RUN --mount=type=cache,id=own-{rt},target=/c,uid=1000,gid=29,mode=0750 echo \"owner: $(stat -c '%u %g %a' /c)\"
 RUN --mount=type=cache,id=seeded-{rt},from=seed,source=/pkg,target=/p echo \"seed: $(cat /p/sub/f)\" && echo kept > /p/mine
 RUN --mount=type=cache,id=seeded-{rt},from=seed,source=/pkg,target=/p echo \"again: $(cat /p/mine)\"
+RUN --mount=type=cache,id=twice-{rt},sharing=locked,target=/a \
+    --mount=type=cache,id=twice-{rt},sharing=locked,target=/b \
+    touch /a/x && test -e /b/x && echo \"twice: one cache\"
 "
         );
         let out = s.run(rt, &df, &[], &[]);
         assert_eq!(tagged(&out, "owner: "), ["1000 29 750"], "[{rt}]");
         assert_eq!(tagged(&out, "seed: "), ["seeded"], "[{rt}]");
         assert_eq!(tagged(&out, "again: "), ["kept"], "[{rt}]");
+        // The same locked cache twice in one step: one lock, no wait on itself.
+        assert_eq!(tagged(&out, "twice: "), ["one cache"], "[{rt}]");
 
         // sharing=locked: two stages running at once take turns.
         let step = |name: &str| {

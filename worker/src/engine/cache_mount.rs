@@ -38,8 +38,9 @@ pub struct PreparedCache {
 /// The options of one cache mount.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheOptions<'a> {
-    /// `sharing=`.
-    pub sharing: CacheSharing,
+    /// `sharing=`; `None` when this step already holds the cache's lock (a second mount
+    /// of the same cache must not wait for the first).
+    pub sharing: Option<CacheSharing>,
     /// Mode, owner and group of a new cache's root.
     pub mode: u32,
     pub uid: u32,
@@ -60,15 +61,16 @@ pub fn prepare(
 ) -> io::Result<PreparedCache> {
     let file = File::open(dir)?;
     let (root, lock) = match options.sharing {
-        CacheSharing::Shared => {
+        None => (dir.to_path_buf(), None),
+        Some(CacheSharing::Shared) => {
             file.lock_shared()?;
             (dir.to_path_buf(), Some(file))
         }
-        CacheSharing::Locked => {
+        Some(CacheSharing::Locked) => {
             file.lock()?;
             (dir.to_path_buf(), Some(file))
         }
-        CacheSharing::Private => match file.try_lock() {
+        Some(CacheSharing::Private) => match file.try_lock() {
             Ok(()) => (dir.to_path_buf(), Some(file)),
             Err(std::fs::TryLockError::WouldBlock) => {
                 std::fs::create_dir_all(private_dir)?;
@@ -154,7 +156,7 @@ mod tests {
         let dir = base.join("cache");
         std::fs::create_dir_all(&dir).unwrap();
         let opts = |sharing| CacheOptions {
-            sharing,
+            sharing: Some(sharing),
             mode: 0o755,
             uid: 0,
             gid: 0,

@@ -539,6 +539,7 @@ impl LocalWorker {
         let mut secret_env = Vec::new();
         let mut relays = Vec::new();
         let mut locks = Vec::new();
+        let mut locked_ids: Vec<String> = Vec::new();
         for mount in op.mounts.iter().skip(1) {
             mounts.push(match &mount.kind {
                 MountKind::Tmpfs { size } => MountSpec::Tmpfs {
@@ -567,7 +568,9 @@ impl LocalWorker {
                             _ => None,
                         };
                     let private = staged.dir.join(format!("cache-{}", locks.len()));
-                    let options = (mount.selector.clone(), *sharing, *mode, *uid, *gid);
+                    let sharing = (!locked_ids.contains(id)).then_some(*sharing);
+                    locked_ids.push(id.clone());
+                    let options = (mount.selector.clone(), sharing, *mode, *uid, *gid);
                     let prepared = tokio::task::spawn_blocking(move || {
                         let (source, sharing, mode, uid, gid) = options;
                         let options = cache_mount::CacheOptions {
