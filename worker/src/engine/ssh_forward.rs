@@ -21,6 +21,8 @@ use std::thread::JoinHandle;
 #[derive(Debug)]
 pub struct SshForward {
     path: PathBuf,
+    /// A private directory made for the socket when the asked path was too long.
+    own_dir: Option<PathBuf>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -28,6 +30,21 @@ pub struct SshForward {
 impl SshForward {
     /// Listens at `path` (created with `mode`, owned by `uid:gid`) and relays to `agent`.
     pub fn start(path: PathBuf, agent: &Path, mode: u32, uid: u32, gid: u32) -> io::Result<Self> {
+        // A socket path has at most 107 bytes; a deep store root gets a short private dir.
+        let (path, own_dir) = if path.as_os_str().len() > 100 {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "strata-ssh-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir(&dir)?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+            (dir.join("agent"), Some(dir))
+        } else {
+            (path, None)
+        };
         let listener = UnixListener::bind(&path)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
         std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
@@ -49,6 +66,7 @@ impl SshForward {
             })?;
         Ok(SshForward {
             path,
+            own_dir,
             stop,
             thread: Some(thread),
         })
@@ -94,5 +112,54 @@ impl Drop for SshForward {
             }
         }
         let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = &self.own_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// An "agent" that answers each connection with what it read, reversed.
+    fn echo_agent(path: &Path) -> std::thread::JoinHandle<()> {
+        let listener = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut c, _)) = listener.accept() {
+                let mut buf = [0u8; 4];
+                c.read_exact(&mut buf).unwrap();
+                buf.reverse();
+                c.write_all(&buf).unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn relays_and_takes_long_paths() {
+        let dir = std::env::temp_dir().join(format!("strata-sshf-{}", std::process::id()));
+        let deep = dir.join("d".repeat(120));
+        std::fs::create_dir_all(&deep).unwrap();
+        let agent = dir.join("agent.sock");
+        let server = echo_agent(&agent);
+        let relay = SshForward::start(deep.join("relay"), &agent, 0o600, 0, 0).unwrap();
+        assert!(relay.path().as_os_str().len() < 100, "{:?}", relay.path());
+        let mode = std::fs::metadata(relay.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mut c = UnixStream::connect(relay.path()).unwrap();
+        c.write_all(b"abcd").unwrap();
+        let mut back = [0u8; 4];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"dcba");
+        server.join().unwrap();
+        let path = relay.path().to_path_buf();
+        drop(relay);
+        assert!(!path.exists());
+        assert!(!path.parent().unwrap().exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
