@@ -647,3 +647,216 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A `git daemon` serving `base` on a free loopback port; killed when dropped.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn start(base: &Path) -> GitDaemon {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // git-daemon itself: `git daemon` would run it as a child that outlives a kill.
+        let exec_path = git(base, &["--exec-path"]);
+        let child = std::process::Command::new(Path::new(&exec_path).join("git-daemon"))
+            .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return GitDaemon { child, port };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("git daemon did not start on port {port}");
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs git in `dir` with a fixed identity; its trimmed stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+/// Whether the git CLI is here; CI must have it.
+fn have_git() -> bool {
+    let ok = std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok || std::env::var_os("CI").is_none(), "CI must have git");
+    if !ok {
+        eprintln!("skipped: needs git");
+    }
+    ok
+}
+
+#[test]
+fn add_git_checks_out_refs_subdirs_and_keeps_git_dirs() {
+    if !have_git() {
+        return;
+    }
+    let tmp = TempDir::new("add-git");
+    let work = tmp.0.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    write(&work, &[("a.txt", "first\n"), ("sub/b.txt", "in sub\n")]);
+    write(&work, &[("run.sh", "#!/bin/sh\necho hi\n")]);
+    std::fs::set_permissions(work.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "-a", "v1", "-m", "release one"]);
+    let first = git(&work, &["rev-parse", "HEAD"]);
+    let repos = tmp.0.join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    git(
+        &tmp.0,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            repos.join("proj.git").to_str().unwrap(),
+        ],
+    );
+    let daemon = GitDaemon::start(&repos);
+    let remote = format!("git://127.0.0.1:{}/proj.git", daemon.port);
+
+    let ctx = tmp.0.join("ctx");
+    let root = tmp.0.join("root");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM scratch\n\
+                 ADD {remote}#main /src/\n\
+                 ADD {remote}#v1:sub /sub/\n\
+                 ADD --keep-git-dir=true {remote}#main /kept/\n\
+                 ADD --checksum={short} {remote}#{first} /pinned/\n",
+                short = &first[..12],
+            ),
+        )],
+    );
+    let c = ctx.to_str().unwrap();
+    let build = |tag: &str| ok(&root, &["build", "--progress", "rawjson", "-t", tag, c]);
+    let one = build("g:1");
+    let id1 = text(&one.stdout).trim().to_string();
+    let rootfs = unpack(&format!("{}:1", root.join("v1/content").display()), &tmp).join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("src/a.txt")).unwrap(),
+        "first\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("src/sub/b.txt")).unwrap(),
+        "in sub\n"
+    );
+    let mode = std::fs::metadata(rootfs.join("src/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "{mode:o}");
+    assert!(!rootfs.join("src/.git").exists());
+    // `#v1:sub`: the tag's subdirectory, its contents at the destination.
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("sub/b.txt")).unwrap(),
+        "in sub\n"
+    );
+    assert!(!rootfs.join("sub/a.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("pinned/a.txt")).unwrap(),
+        "first\n"
+    );
+    // --keep-git-dir: a repository git itself reads, at the commit, origin the remote.
+    let kept = rootfs.join("kept");
+    assert_eq!(git(&kept, &["rev-parse", "HEAD"]), first);
+    assert_eq!(git(&kept, &["remote", "get-url", "origin"]), remote);
+    assert_eq!(git(&kept, &["status", "--porcelain"]), "");
+    let _ = std::fs::remove_dir_all(tmp.0.join("unpacked"));
+
+    // The refs did not move: nothing runs, same image.
+    let two = build("g:2");
+    assert_eq!(ran(&two), Vec::<String>::new(), "{:?}", events(&two));
+    assert_eq!(text(&two.stdout).trim(), id1);
+
+    // main moves: its checkout is redone and holds the new commit.
+    write(&work, &[("a.txt", "second\n")]);
+    git(&work, &["commit", "-q", "-am", "two"]);
+    git(
+        &work,
+        &[
+            "push",
+            "-q",
+            repos.join("proj.git").to_str().unwrap(),
+            "main",
+        ],
+    );
+    let three = build("g:3");
+    assert!(
+        ran(&three).iter().any(|n| n.contains("#main /src/")),
+        "{:?}",
+        ran(&three)
+    );
+    let rootfs = unpack(&format!("{}:3", root.join("v1/content").display()), &tmp).join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("src/a.txt")).unwrap(),
+        "second\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("pinned/a.txt")).unwrap(),
+        "first\n"
+    );
+    assert_eq!(
+        git(&rootfs.join("kept"), &["rev-parse", "HEAD"]),
+        git(&work, &["rev-parse", "HEAD"])
+    );
+
+    // A checksum that does not match, and a ref the remote lacks, fail with their text.
+    for (line, want) in [
+        (
+            format!("ADD --checksum=0123456789ab {remote}#main /x/"),
+            "expected checksum to match 0123456789ab".to_string(),
+        ),
+        (
+            format!("ADD {remote}#nosuch /x/"),
+            format!("repository {remote} does not contain ref nosuch"),
+        ),
+    ] {
+        write(&ctx, &[("Dockerfile", &format!("FROM scratch\n{line}\n"))]);
+        let out = strata(&root, &["build", "--progress", "plain", c]);
+        assert!(!out.status.success(), "{line}");
+        let err = text(&out.stderr);
+        assert!(err.contains(&want), "{line}: {err}");
+    }
+}
