@@ -860,3 +860,99 @@ fn add_git_checks_out_refs_subdirs_and_keeps_git_dirs() {
         assert!(err.contains(&want), "{line}: {err}");
     }
 }
+
+#[test]
+fn base_images_load_from_oci_layouts_oci_archives_and_docker_archives() {
+    let tmp = TempDir::new("load-formats");
+    let (layout, _) =
+        common::busybox::busybox_layout(&tmp.0.join("src"), "busybox:latest").unwrap();
+    let source = format!("oci:{}:latest", layout.display());
+    let oci_dir = tmp.0.join("oci-dir");
+    let oci_tar = tmp.0.join("oci.tar");
+    let docker_tar = tmp.0.join("docker.tar");
+    // Made by skopeo, not by Strata: what other tools hand over.
+    common::tool(
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            &source,
+            &format!("oci:{}:example.com/base/dir:1", oci_dir.display()),
+        ],
+    );
+    common::tool(
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            &source,
+            &format!(
+                "oci-archive:{}:example.com/base/archive:1",
+                oci_tar.display()
+            ),
+        ],
+    );
+    common::tool(
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            &source,
+            &format!(
+                "docker-archive:{}:example.com/base/docker:1",
+                docker_tar.display()
+            ),
+        ],
+    );
+    let ctx = tmp.0.join("ctx");
+    write(&ctx, &[("hello.txt", "hi\n")]);
+    for (input, name) in [
+        (&oci_dir, "example.com/base/dir:1"),
+        (&oci_tar, "example.com/base/archive:1"),
+        (&docker_tar, "example.com/base/docker:1"),
+    ] {
+        let root = tmp.0.join(format!(
+            "root-{}",
+            input.file_name().unwrap().to_string_lossy()
+        ));
+        let loaded = ok(&root, &["load", "-i", input.to_str().unwrap()]);
+        assert!(
+            text(&loaded.stdout).contains(&format!("Loaded image: {name}")),
+            "{input:?}: {}",
+            text(&loaded.stdout)
+        );
+        write(
+            &ctx,
+            &[(
+                "Dockerfile",
+                &format!("FROM {name}\nCOPY hello.txt /hello.txt\n"),
+            )],
+        );
+        let out = tmp.0.join(format!(
+            "out-{}",
+            input.file_name().unwrap().to_string_lossy()
+        ));
+        ok(
+            &root,
+            &[
+                "build",
+                "-t",
+                "from-loaded:1",
+                "--output",
+                &format!("type=local,dest={}", out.display()),
+                ctx.to_str().unwrap(),
+            ],
+        );
+        // The base's files under the new step's.
+        assert!(out.join("bin/busybox").is_file(), "{input:?}");
+        assert_eq!(
+            std::fs::read_to_string(out.join("hello.txt")).unwrap(),
+            "hi\n"
+        );
+        // skopeo reads the result, with the base's layer first.
+        let image = format!("oci:{}:1", root.join("v1/content").display());
+        let inspect: serde_json::Value =
+            serde_json::from_str(&common::tool("skopeo", &["inspect", &image])).unwrap();
+        assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2, "{inspect}");
+    }
+}
