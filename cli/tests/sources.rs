@@ -678,6 +678,9 @@ impl GitDaemon {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("git daemon did not start on port {port}");
     }
 }
