@@ -176,7 +176,12 @@ fn run(mut cmd: Command, action: &'static str, remote: &str) -> Result<String, G
         return Err(GitError::Command {
             action,
             remote: redact(remote),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -42,10 +42,12 @@ pub enum HttpError {
         reason: &'static str,
     },
     /// The request failed (connection, TLS, a body cut short).
-    #[error("failed to fetch {url}: {source}")]
+    #[error("failed to fetch {url}: {detail}")]
     Request {
         /// The URL.
         url: String,
+        /// The error and its causes, down to the system's (`Connection refused`).
+        detail: String,
         /// Why.
         #[source]
         source: reqwest::Error,
@@ -238,8 +240,9 @@ impl HttpSource {
         previous: Option<Resolved>,
     ) -> Result<Resolved, HttpError> {
         let url = req.url.to_string();
-        let request_error = |source| HttpError::Request {
+        let request_error = |source: reqwest::Error| HttpError::Request {
             url: url.clone(),
+            detail: causes(&source),
             source,
         };
         let mut get = self.client.get(req.url);
@@ -345,6 +348,21 @@ impl HttpSource {
         remember_download(store, &req.url_key(), &resolved)?;
         Ok(resolved)
     }
+}
+
+/// An error with its chain of causes, `: `-joined (reqwest's own text omits them).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 /// The URL's last download, if its snapshot still exists.
