@@ -123,6 +123,13 @@ fn serve(
     Ok(())
 }
 
+/// A file under the repository's `testdata/build/`.
+fn testdata(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/build")
+        .join(path)
+}
+
 fn sha256(data: &[u8]) -> String {
     strata_oci::Digest::of(data).to_string()
 }
@@ -150,23 +157,26 @@ fn add_url_downloads_rechecks_and_verifies_checksums() {
     let ctx = tmp.0.join("ctx");
     let root = tmp.0.join("root");
     let pinned = sha256(&vec![7u8; 300_000]);
-    write(
-        &ctx,
-        &[(
-            "Dockerfile",
-            &format!(
-                "FROM scratch\n\
-                 ADD {hello} /hello.txt\n\
-                 ADD --chmod=755 --chown=12:34 {hello} /bin/hello\n\
-                 ADD {data} /data/\n\
-                 ADD --checksum={pinned} {data} /pinned/\n",
-                hello = server.url("/files/hello.txt"),
-                data = server.url("/plain/data.bin"),
-            ),
-        )],
-    );
+    let dockerfile = std::fs::read_to_string(testdata("add-url/Dockerfile")).unwrap();
+    assert!(dockerfile.contains(&pinned));
+    write(&ctx, &[("Dockerfile", &dockerfile)]);
     let c = ctx.to_str().unwrap();
-    let build = |tag: &str| ok(&root, &["build", "--progress", "rawjson", "-t", tag, c]);
+    let base = format!("BASE={}", server.url(""));
+    let build = |tag: &str| {
+        ok(
+            &root,
+            &[
+                "build",
+                "--progress",
+                "rawjson",
+                "--build-arg",
+                &base,
+                "-t",
+                tag,
+                c,
+            ],
+        )
+    };
 
     let first = build("web:1");
     assert!(!ran(&first).is_empty());
@@ -758,22 +768,22 @@ fn add_git_checks_out_refs_subdirs_and_keeps_git_dirs() {
 
     let ctx = tmp.0.join("ctx");
     let root = tmp.0.join("root");
-    write(
-        &ctx,
-        &[(
-            "Dockerfile",
-            &format!(
-                "FROM scratch\n\
-                 ADD {remote}#main /src/\n\
-                 ADD {remote}#v1:sub /sub/\n\
-                 ADD --keep-git-dir=true {remote}#main /kept/\n\
-                 ADD --checksum={short} {remote}#{first} /pinned/\n",
-                short = &first[..12],
-            ),
-        )],
-    );
+    let dockerfile = std::fs::read_to_string(testdata("add-git/Dockerfile")).unwrap();
+    write(&ctx, &[("Dockerfile", &dockerfile)]);
     let c = ctx.to_str().unwrap();
-    let build = |tag: &str| ok(&root, &["build", "--progress", "rawjson", "-t", tag, c]);
+    let args = [
+        format!("REMOTE={remote}"),
+        format!("FIRST={first}"),
+        format!("FIRST_SHORT={}", &first[..12]),
+    ];
+    let build = |tag: &str| {
+        let mut argv = vec!["build", "--progress", "rawjson", "-t", tag];
+        for a in &args {
+            argv.extend(["--build-arg", a.as_str()]);
+        }
+        argv.push(c);
+        ok(&root, &argv)
+    };
     let one = build("g:1");
     let id1 = text(&one.stdout).trim().to_string();
     let rootfs = unpack(&format!("{}:1", root.join("v1/content").display()), &tmp).join("rootfs");
