@@ -1,7 +1,8 @@
 //! The metadata database (`v1/db.redb`): its tables, schema version and open.
 //!
 //! Main type: [`Db`], a redb database opened in `ConcurrencyMode::MultiWriter`. The tables
-//! ([`META`], [`CACHE`], [`SNAPSHOTS`], [`LAYERS`], [`IMAGES`], [`CACHE_MOUNTS`]) hold
+//! ([`META`], [`CACHE`], [`SNAPSHOTS`], [`LAYERS`], [`IMAGES`], [`CACHE_MOUNTS`],
+//! [`UNSYNCED`]) hold
 //! records encoded by [`crate::encoding`]; each concept module owns the records of its table.
 //!
 //! Key decision: every process keeps the database open for as long as its `Store` lives, and
@@ -37,6 +38,9 @@ pub const LAYERS: TableDefinition<&[u8], &str> = TableDefinition::new("layer_blo
 pub const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 /// Cache mount directory id → cache mount record.
 pub const CACHE_MOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("cache_mounts");
+/// Snapshot id → boot id of the kernel it was committed under, for snapshots whose files
+/// may still be only in the page cache (see `snapshot.rs`, "Durability").
+pub const UNSYNCED: TableDefinition<&str, &str> = TableDefinition::new("unsynced_snapshots");
 
 /// redb's page cache for this small database; its default (1 GiB) is sized for big ones.
 const CACHE_SIZE: usize = 16 * 1024 * 1024;
@@ -188,6 +192,8 @@ impl Db {
             tx.open_table(IMAGES).op("create images table")?;
             tx.open_table(CACHE_MOUNTS)
                 .op("create cache mounts table")?;
+            tx.open_table(UNSYNCED)
+                .op("create unsynced snapshots table")?;
         }
         tx.commit().op("commit schema")
     }

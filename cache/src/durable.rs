@@ -207,6 +207,15 @@ pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// This kernel's boot id: a snapshot committed under another boot id went through a reboot
+/// (or power loss) before its files were known to be on disk. Empty if unreadable (then
+/// every unsynced snapshot is treated as from another boot: the safe side).
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

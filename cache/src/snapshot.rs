@@ -6,10 +6,20 @@
 //! Life of a snapshot: [`Snapshots::prepare`] creates `diff/` and `work/` in the owner's
 //! staging directory (`v1/tmp/<owner>/snapshots/<id>/`) — the executor mounts
 //! `overlay(lowerdir = prepared.lowerdirs(), upperdir = diff, workdir = work)` or writes
-//! into `diff` directly; [`Snapshots::commit`] measures the diff, makes it durable (`syncfs`),
-//! renames the directory to `v1/snapshots/<id>/` and records it in the database. Only then
-//! is it visible. A prepared snapshot that is dropped, aborted, or whose process dies is
+//! into `diff` directly; [`Snapshots::commit`] measures the diff, renames the directory to
+//! `v1/snapshots/<id>/` and records it in the database. Only then is it visible. A prepared snapshot that is dropped, aborted, or whose process dies is
 //! staging garbage, removed with its owner's staging directory.
+//!
+//! Durability: a commit does not wait for the diff's files to reach the disk (a `syncfs`
+//! per step cost a RUN more than the rest of its commit). It records the snapshot as
+//! *unsynced* (with the kernel's boot id) in the same transaction as the snapshot itself;
+//! [`Snapshots::flush`] — called when the last handle on the store is dropped, so once per
+//! build — makes every unsynced snapshot durable with one `syncfs` and clears the marks.
+//! A process killed before that loses nothing (its files are in the page cache, and the
+//! next flush covers them), but a snapshot still unsynced under an *earlier* boot may have
+//! lost files in a power cut: [`Snapshots::recover`], run by `Store::open`, removes those
+//! snapshots (and what is built on them) with their cache records, so a later build re-runs
+//! the steps instead of trusting a damaged layer.
 //!
 //! Key decisions: ids are 16 random hex digits (ids are not part of cache keys); the final
 //! rename uses `RENAME_NOREPLACE`, so two processes can never commit the same id. Committed
@@ -26,7 +36,7 @@ use std::time::SystemTime;
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use crate::db::{DbError, DbResult, CACHE, LAYERS, SNAPSHOTS};
+use crate::db::{DbError, DbResult, CACHE, LAYERS, SNAPSHOTS, UNSYNCED};
 use crate::digest::Digest;
 use crate::durable::{disk_usage, fsync_dir, random_hex, remove_tree, rename_noreplace};
 use crate::encoding::{from_millis, now_millis, DecodeError, Decoder, Encoder};
@@ -364,8 +374,6 @@ impl<'a> Snapshots<'a> {
         remove_tree(&work).map_err(io_err("remove", &work))?;
         let diff = prepared.diff();
         let size = disk_usage(&diff).map_err(io_err("measure", &diff))?;
-        // The record must never outlive the content after a power loss.
-        crate::durable::sync_filesystem(&diff).map_err(io_err("sync file system of", &diff))?;
         let now = now_millis();
         let record = SnapshotRecord {
             id: prepared.id.clone(),
@@ -397,6 +405,11 @@ impl<'a> Snapshots<'a> {
                 table
                     .insert(record.id.as_str(), record.encode().as_slice())
                     .op("insert snapshot")?;
+                // Until a flush, the record must not outlive a power cut (module docs).
+                let mut unsynced = tx.open_table(UNSYNCED).op("open unsynced table")?;
+                unsynced
+                    .insert(record.id.as_str(), self.store.inner.boot_id.as_str())
+                    .op("mark snapshot unsynced")?;
             }
             tx.commit().op("commit snapshot")?;
             Ok(())
@@ -568,6 +581,89 @@ impl<'a> Snapshots<'a> {
         Ok(())
     }
 
+    /// Makes every unsynced snapshot durable: one `syncfs` of the file system holding the
+    /// snapshots, then the marks of the snapshots it covered are cleared (a snapshot
+    /// committed meanwhile keeps its mark for the next flush). Cheap when nothing is marked.
+    pub fn flush(&self) -> Result<(), SnapshotError> {
+        flush_unsynced(&self.store.inner.db, &self.store.inner.layout)
+    }
+
+    /// Removes the snapshots still unsynced from an earlier boot (a power cut or crash of
+    /// the machine may have lost their files), everything built on them, and the cache
+    /// records and layer mappings that refer to them. Returns how many were removed.
+    pub(crate) fn recover(&self) -> Result<usize, SnapshotError> {
+        let boot = &self.store.inner.boot_id;
+        let stale = {
+            let tx = self.store.inner.db.read()?;
+            let table = tx.open_table(UNSYNCED).op("open unsynced table")?;
+            let mut stale = std::collections::HashSet::new();
+            for entry in table.iter().op("list unsynced snapshots")? {
+                let (id, at) = entry.op("list unsynced snapshots")?;
+                if boot.is_empty() || at.value() != boot.as_str() {
+                    stale.insert(id.value().to_owned());
+                }
+            }
+            stale
+        };
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let _gc = GcLock::exclusive(&self.store.inner.layout)?;
+        let tx = self.store.inner.db.write()?;
+        let mut doomed = stale;
+        {
+            let mut snapshots = tx.open_table(SNAPSHOTS).op("open snapshots table")?;
+            // Descendants too: a layer on a damaged one is damaged.
+            let mut parents: Vec<(String, Option<String>)> = Vec::new();
+            for entry in snapshots.iter().op("list snapshots")? {
+                let (key, value) = entry.op("list snapshots")?;
+                let record = SnapshotRecord::decode(key.value(), value.value())?;
+                parents.push((
+                    record.id.as_str().to_owned(),
+                    record.parent.map(|p| p.as_str().to_owned()),
+                ));
+            }
+            loop {
+                let before = doomed.len();
+                for (id, parent) in &parents {
+                    if parent.as_ref().is_some_and(|p| doomed.contains(p)) {
+                        doomed.insert(id.clone());
+                    }
+                }
+                if doomed.len() == before {
+                    break;
+                }
+            }
+            for id in &doomed {
+                snapshots.remove(id.as_str()).op("remove snapshot")?;
+            }
+            let mut unsynced = tx.open_table(UNSYNCED).op("open unsynced table")?;
+            for id in &doomed {
+                unsynced.remove(id.as_str()).op("clear unsynced mark")?;
+            }
+            let mut layers = tx.open_table(LAYERS).op("open layer blobs table")?;
+            layers
+                .retain(|_, snapshot| !doomed.contains(snapshot))
+                .op("remove layer blobs")?;
+            let mut cache = tx.open_table(CACHE).op("open cache table")?;
+            cache
+                .retain(|key, value| {
+                    crate::cache_index::record_snapshot(key, value)
+                        .is_none_or(|s| !doomed.contains(&s))
+                })
+                .op("remove cache records")?;
+        }
+        tx.commit().op("commit recovery")?;
+        for id in &doomed {
+            if let Ok(id) = id.parse::<SnapshotId>() {
+                if let Some(trash) = self.move_to_trash(&id)? {
+                    remove_tree(&trash).map_err(io_err("remove", &trash))?;
+                }
+            }
+        }
+        Ok(doomed.len())
+    }
+
     /// Moves a snapshot directory (whose record is gone) into staging, for deletion outside
     /// the gc lock. Returns where it went, or `None` if it was already gone.
     pub(crate) fn move_to_trash(&self, id: &SnapshotId) -> Result<Option<PathBuf>, SnapshotError> {
@@ -579,6 +675,37 @@ impl<'a> Snapshots<'a> {
             Err(e) => Err(io_err("move to trash", &dir)(e)),
         }
     }
+}
+
+/// [`Snapshots::flush`] on the parts of a store (also run when its last handle drops).
+pub(crate) fn flush_unsynced(
+    db: &crate::db::Db,
+    layout: &crate::layout::Layout,
+) -> Result<(), SnapshotError> {
+    let marked: Vec<String> = {
+        let tx = db.read()?;
+        let table = tx.open_table(UNSYNCED).op("open unsynced table")?;
+        let mut ids = Vec::new();
+        for entry in table.iter().op("list unsynced snapshots")? {
+            let (id, _) = entry.op("list unsynced snapshots")?;
+            ids.push(id.value().to_owned());
+        }
+        ids
+    };
+    if marked.is_empty() {
+        return Ok(());
+    }
+    let dir = layout.snapshots_dir();
+    crate::durable::sync_filesystem(&dir).map_err(io_err("sync file system of", &dir))?;
+    let tx = db.write()?;
+    {
+        let mut table = tx.open_table(UNSYNCED).op("open unsynced table")?;
+        for id in &marked {
+            table.remove(id.as_str()).op("clear unsynced mark")?;
+        }
+    }
+    tx.commit().op("commit unsynced marks")?;
+    Ok(())
 }
 
 #[cfg(test)]

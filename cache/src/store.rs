@@ -44,6 +44,9 @@ pub enum StoreError {
     /// The OCI layout files could not be written.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// Removing snapshots a power cut may have damaged failed.
+    #[error(transparent)]
+    Recover(#[from] Box<crate::snapshot::SnapshotError>),
     /// A file could not be written.
     #[error("cannot write {path}")]
     Io {
@@ -68,11 +71,15 @@ pub(crate) struct Inner {
     pub owner: Owner,
     pub leases: Mutex<LeaseTable>,
     pub touched: Mutex<Touched>,
+    /// This kernel's boot id (unsynced snapshot marks carry it).
+    pub boot_id: String,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         let _ = crate::cache_index::flush_touched(&self.db, &self.touched);
+        // Snapshots committed by this process become durable (`snapshot.rs`, Durability).
+        let _ = crate::snapshot::flush_unsynced(&self.db, &self.layout);
     }
 }
 
@@ -111,8 +118,10 @@ impl Store {
                 owner,
                 leases: Mutex::new(LeaseTable::default()),
                 touched: Mutex::new(Touched::default()),
+                boot_id: crate::durable::boot_id(),
             }),
         };
+        store.snapshots().recover().map_err(Box::new)?;
         let content = store.inner.layout.content_dir();
         let oci_layout = content.join("oci-layout");
         if !oci_layout.exists() {
@@ -190,10 +199,12 @@ impl Store {
         crate::gc::prune(self, options)
     }
 
-    /// Writes the last-used times recorded by lookups (one transaction). Also done when the
-    /// last clone of the store is dropped.
+    /// Writes the last-used times recorded by lookups (one transaction) and makes unsynced
+    /// snapshots durable (one `syncfs`). Also done when the last clone of the store is
+    /// dropped.
     pub fn flush(&self) -> Result<(), StoreError> {
         crate::cache_index::flush_touched(&self.inner.db, &self.inner.touched)?;
+        self.snapshots().flush().map_err(Box::new)?;
         Ok(())
     }
 }

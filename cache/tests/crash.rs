@@ -165,3 +165,76 @@ fn kill_9_at_random_points_leaves_a_working_store() {
         .is_some());
     drop(held);
 }
+
+/// Rewrites every unsynced mark of a closed store as if made under another boot.
+fn pretend_rebooted(root: &std::path::Path) {
+    use redb::ReadableTable;
+    let table: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("unsynced_snapshots");
+    let db = redb::Database::open(root.join("v1/db.redb")).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut marks = tx.open_table(table).unwrap();
+        let ids: Vec<String> = marks
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value().to_owned())
+            .collect();
+        assert!(!ids.is_empty(), "the dead process left no unsynced mark");
+        for id in ids {
+            marks.insert(id.as_str(), "an-earlier-boot").unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+#[test]
+fn snapshots_unsynced_before_a_reboot_are_dropped_and_same_boot_ones_kept() {
+    for rebooted in [false, true] {
+        let root = TempRoot::new(if rebooted {
+            "unsynced-reboot"
+        } else {
+            "unsynced-same"
+        });
+        let base = {
+            let store = Store::open(root.path()).unwrap();
+            let lease = store.lease();
+            let base = make_snapshot(&store, None, &lease, "base", b"durable");
+            store
+                .cache()
+                .put(&key(1), &value(Some(&base.id), &[], "base"))
+                .unwrap();
+            base.id
+            // Dropped here: flushed, so `base` is durable.
+        };
+        let helper = spawn_helper("helper_process", "commit-and-die", root.path(), 2, &base, 0);
+        let out = helper.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "the helper must die: {stdout}");
+        let top = stdout
+            .lines()
+            .find_map(|l| l.split("HELPER committed ").nth(1))
+            .unwrap_or_else(|| panic!("no commit in helper output: {stdout}"))
+            .to_owned();
+        if rebooted {
+            pretend_rebooted(root.path());
+        }
+
+        let store = Store::open(root.path()).unwrap();
+        let kept = store.cache().get(&key(2), None).unwrap();
+        let snapshot_dir = root.path().join("v1/snapshots").join(&top);
+        if rebooted {
+            // Its files may be gone with the page cache: the step must run again.
+            assert!(kept.is_none());
+            assert!(!snapshot_dir.exists());
+        } else {
+            // Same boot: the page cache still holds the files; the next flush syncs them.
+            assert_eq!(kept.unwrap().value.snapshot.unwrap().as_str(), top);
+            assert!(snapshot_dir.join("diff/top").is_file());
+            store.flush().unwrap();
+        }
+        // The durable base is untouched either way.
+        let record = store.cache().get(&key(1), None).unwrap().unwrap();
+        assert_eq!(record.value.snapshot.as_ref(), Some(&base));
+        check_consistent(&store, true);
+    }
+}

@@ -388,6 +388,19 @@ pub fn helper_main() {
             let rounds = prune_loop(&root, until);
             println!("HELPER pruner rounds={rounds}");
         }
+        "commit-and-die" => {
+            // A step committed on `base` and cached, then the process dies before its store
+            // handle drops (no flush): the snapshot stays marked unsynced.
+            let store = Store::open(&root).unwrap();
+            let lease = store.lease();
+            let top = make_snapshot(&store, Some(&base), &lease, "top", b"unsynced");
+            store
+                .cache()
+                .put(&key(worker), &value(Some(&top.id), &[], "top"))
+                .unwrap();
+            println!("HELPER committed {}", top.id);
+            std::process::abort();
+        }
         other => panic!("unknown helper role {other}"),
     }
 }
