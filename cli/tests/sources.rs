@@ -969,3 +969,90 @@ fn base_images_load_from_oci_layouts_oci_archives_and_docker_archives() {
         assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2, "{inspect}");
     }
 }
+
+#[test]
+fn build_contexts_name_images_from_oci_layouts_and_the_store() {
+    let tmp = TempDir::new("build-context");
+    let (layout, _) =
+        common::busybox::busybox_layout(&tmp.0.join("src"), "busybox:latest").unwrap();
+    let ctx_layout = tmp.0.join("ctx-layout");
+    common::tool(
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            &format!("oci:{}:latest", layout.display()),
+            &format!("oci:{}:v1", ctx_layout.display()),
+        ],
+    );
+    let root = tmp.0.join("root");
+    let ctx = tmp.0.join("ctx");
+    write(
+        &ctx,
+        &[
+            (
+                "Dockerfile",
+                "FROM base\nCOPY hello.txt /hello.txt\nCOPY --from=tools /bin/busybox /tools/bb\n",
+            ),
+            ("hello.txt", "hi\n"),
+        ],
+    );
+    // `tools` comes from the store under another name.
+    let archive = tmp.0.join("busybox.tar");
+    let (src_layout, manifest) =
+        common::busybox::busybox_layout(&tmp.0.join("src2"), "busybox:latest").unwrap();
+    std::fs::write(
+        &archive,
+        common::busybox::docker_archive(&src_layout, &manifest, &["busybox:latest"]).unwrap(),
+    )
+    .unwrap();
+    ok(&root, &["load", "-i", archive.to_str().unwrap()]);
+    let out = tmp.0.join("out");
+    ok(
+        &root,
+        &[
+            "build",
+            "-t",
+            "ctx:1",
+            "--build-context",
+            &format!("base=oci-layout://{}:v1", ctx_layout.display()),
+            "--build-context",
+            "tools=docker-image://busybox:latest",
+            "--output",
+            &format!("type=local,dest={}", out.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(out.join("bin/busybox").is_file());
+    assert!(out.join("tools/bb").is_file());
+    assert_eq!(
+        std::fs::read_to_string(out.join("hello.txt")).unwrap(),
+        "hi\n"
+    );
+    // The layout's image was used by digest, never tagged.
+    let listed = text(&ok(&root, &["images"]).stdout);
+    assert!(!listed.contains("base"), "{listed}");
+
+    // A tag the layout lacks, and a kind of context not supported, are named.
+    for (spec, want) in [
+        (
+            format!("base=oci-layout://{}:v2", ctx_layout.display()),
+            "has no image tagged \"v2\"",
+        ),
+        (
+            "base=./somedir".to_string(),
+            "only docker-image:// and oci-layout://",
+        ),
+    ] {
+        let res = strata(
+            &root,
+            &["build", "--build-context", &spec, ctx.to_str().unwrap()],
+        );
+        assert!(!res.status.success(), "{spec}");
+        assert!(
+            text(&res.stderr).contains(want),
+            "{spec}: {}",
+            text(&res.stderr)
+        );
+    }
+}

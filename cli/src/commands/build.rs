@@ -70,6 +70,10 @@ pub struct Args {
     /// What runs RUN steps: `native` (Strata's own sandbox), `runc` or `crun` (OCI runtimes).
     #[arg(long, value_enum, default_value = "native")]
     runtime: Runtime,
+    /// Images standing for names in FROM / COPY --from: `NAME=docker-image://REF` or
+    /// `NAME=oci-layout://PATH[:TAG|@DIGEST]`.
+    #[arg(long = "build-context")]
+    build_contexts: Vec<String>,
     /// Steps running at once (default: 8 × the number of cores).
     #[arg(long)]
     max_parallelism: Option<usize>,
@@ -552,6 +556,8 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         bail!("pushing needs a name: give -t NAME or --output type=image,name=NAME,push=true");
     }
     let mut base_images = HashMap::new();
+    let build_contexts =
+        super::build_context::BuildContexts::resolve(&store, &args.build_contexts, &platform)?;
     for stage in first.stages.iter().filter(|s| s.reachable) {
         let mut names: Vec<&String> = stage
             .dependencies
@@ -566,6 +572,10 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         }
         for name in names {
             if base_images.contains_key(name) {
+                continue;
+            }
+            if let Some(image) = build_contexts.image(name) {
+                base_images.insert(name.clone(), image.clone());
                 continue;
             }
             let record = super::pull::base_image(

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod build;
+pub mod build_context;
 pub mod check;
 pub mod du;
 pub mod history;
