@@ -55,3 +55,19 @@ pub async fn print(mode: Mode, mut rx: UnboundedReceiver<Event>) {
     }
     view.draw(Instant::now(), true);
 }
+
+/// A progress event for the renderers' tests.
+#[cfg(test)]
+pub(crate) fn test_event(
+    vertex: u8,
+    name: &str,
+    kind: strata_solver::progress::EventKind,
+    at: Instant,
+) -> Event {
+    Event {
+        vertex: strata_solver::Digest([vertex; 32]),
+        name: std::sync::Arc::from(name),
+        at,
+        kind,
+    }
+}

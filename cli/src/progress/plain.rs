@@ -150,17 +150,8 @@ fn flush_partial(state: &mut VertexState, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use crate::progress::test_event as event;
     use std::time::Duration;
-
-    fn event(vertex: u8, name: &str, kind: EventKind, at: Instant) -> Event {
-        Event {
-            vertex: Digest([vertex; 32]),
-            name: Arc::from(name),
-            at,
-            kind,
-        }
-    }
 
     #[test]
     fn plain_output_looks_like_buildx() {

@@ -245,17 +245,8 @@ fn fit_columns(left: &str, right: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use crate::progress::test_event as event;
     use strata_solver::progress::Stream;
-
-    fn event(vertex: u8, name: &str, kind: EventKind, at: Instant) -> Event {
-        Event {
-            vertex: Digest([vertex; 32]),
-            name: Arc::from(name),
-            at,
-            kind,
-        }
-    }
 
     fn view(t0: Instant) -> Tty<Vec<u8>> {
         let mut tty = Tty::new(Vec::new(), t0);
