@@ -2,11 +2,14 @@
 # bench/compress.sh - gzip and zstd export of a 500 MB layer: Strata side by side with buildah,
 # in one run, on the same content.
 #
-# usage: bench/compress.sh [-n RUNS] [-o OUTDIR] [-c "gzip zstd"]
+# usage: bench/compress.sh [-n RUNS] [-o OUTDIR] [-c "gzip zstd"] [-l "6 4"]
 #   RUNS (default 3) timed exports per tool and codec, alternating tools.
+#   -l: extra Strata gzip runs at these --compression-level values (rows "gzip-lN"), timed
+#       in the same rounds; buildah always runs at its default.
 #   OUTDIR default: bench/results/compress-<UTC stamp>/ (runs.csv, summary.md, env.txt)
 #   State (context, stores, outputs) lives under $COMPRESS_STATE (default /root/cmpbench).
-#   STRATA_BIN=/path/to/strata skips the release build and uses that binary.
+#   STRATA_BIN=/path/to/strata skips the release build and uses that binary; QUIET_MAX
+#   (default 120) is how many seconds to wait for a < 15 % busy machine before each run.
 #
 # What it does:
 #   1. Context: the first 500,000,000 bytes of regular files under /usr/lib /usr/share /usr/bin
@@ -28,11 +31,13 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MAIN=$(cd "$HERE/.." && pwd)
 RUNS=3
 CODECS="gzip zstd"
+LEVELS=""
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUTDIR=""
-while getopts "n:o:c:h" opt; do
+while getopts "n:o:c:l:h" opt; do
   case $opt in
-    n) RUNS=$OPTARG ;; o) OUTDIR=$OPTARG ;; c) CODECS=$OPTARG ;; *) sed -n '2,27p' "$0"; exit 2 ;;
+    n) RUNS=$OPTARG ;; o) OUTDIR=$OPTARG ;; c) CODECS=$OPTARG ;; l) LEVELS=$OPTARG ;;
+    *) sed -n '2,31p' "$0"; exit 2 ;;
   esac
 done
 STATE=${COMPRESS_STATE:-/root/cmpbench}
@@ -96,11 +101,11 @@ say "buildah bud"
 sys_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat; }
 wait_quiet() {
   local i b0 t0 b1 t1
-  for ((i = 0; i < 120; i++)); do
+  for ((i = 0; i < ${QUIET_MAX:-120}; i++)); do
     read -r b0 t0 < <(sys_busy); sleep 1; read -r b1 t1 < <(sys_busy)
     (( (b1 - b0) * 100 < 15 * (t1 - t0) )) && return 0
   done
-  say "machine still busy after 120 s; measuring anyway"
+  say "machine still busy after ${QUIET_MAX:-120} s; measuring anyway"
 }
 echo "tool,codec,run,wall_s,cpu_s,out_bytes,mb_per_s" > "$CSV"
 OUT=$STATE/out
@@ -123,8 +128,15 @@ for codec in $CODECS; do
   for ((r = 1; r <= RUNS; r++)); do
     timed strata "$codec" "$r" "$STRATA" --root "$SROOT" save --format oci --compression "$codec" -o "$OUT/image.tar" cmpbench
     timed buildah "$codec" "$r" "${BAH[@]}" push --compression-format "$codec" "$IMAGE" "oci:$OUT/layout"
+    if [[ $codec == gzip ]]; then
+      for level in $LEVELS; do
+        timed strata "gzip-l$level" "$r" "$STRATA" --root "$SROOT" save --format oci --compression gzip \
+          --compression-level "$level" -o "$OUT/image.tar" cmpbench
+      done
+    fi
   done
 done
+rm -rf "$OUT" "$OUT.time" "$OUT.err"
 
 # ---------------------------------------------------------------- 4. summary
 {
@@ -132,10 +144,13 @@ done
   echo
   echo "| codec | Strata wall s (median) | Strata MB/s | Strata CPU s | buildah wall s (median) | buildah MB/s | buildah CPU s | buildah / Strata | out MB Strata / buildah |"
   echo "|---|---|---|---|---|---|---|---|---|"
-  for codec in $CODECS; do
-    med() { awk -F, -v t="$1" -v c="$codec" -v k="$2" '$1==t && $2==c {print $k}' "$CSV" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-    sw=$(med strata 4); bw=$(med buildah 4); sc=$(med strata 5); bc=$(med buildah 5)
-    so=$(med strata 6); bo=$(med buildah 6)
+  rows=$CODECS
+  for level in $LEVELS; do [[ " $CODECS " == *" gzip "* ]] && rows+=" gzip-l$level"; done
+  for codec in $rows; do
+    peer=${codec%%-l*}
+    med() { awk -F, -v t="$1" -v c="$2" -v k="$3" '$1==t && $2==c {print $k}' "$CSV" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+    sw=$(med strata "$codec" 4); bw=$(med buildah "$peer" 4); sc=$(med strata "$codec" 5); bc=$(med buildah "$peer" 5)
+    so=$(med strata "$codec" 6); bo=$(med buildah "$peer" 6)
     awk -v c="$codec" -v sw="$sw" -v bw="$bw" -v sc="$sc" -v bc="$bc" -v so="$so" -v bo="$bo" 'BEGIN{
       printf "| %s | %.2f | %.0f | %.1f | %.2f | %.0f | %.1f | %.2fx | %.0f / %.0f |\n", c, sw, 500/sw, sc, bw, 500/bw, bc, bw/sw, so/1e6, bo/1e6}'
   done
