@@ -143,6 +143,33 @@ fn build_from_a_registry_image_and_push_under_two_names() {
         config["process"]["args"],
         serde_json::json!(["cat", "/hello"])
     );
+    // And it runs: `cat /hello` prints what the RUN step wrote. runc is required (as in
+    // run.rs); crun too when it can run containers on this host.
+    let mut config = config;
+    config["process"]["terminal"] = serde_json::json!(false);
+    std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+    let id = format!("strata-registry-{}", std::process::id());
+    let out = Command::new("runc")
+        .args(["run", "-b", bundle.to_str().unwrap(), &id])
+        .output()
+        .expect("run runc");
+    assert_eq!(
+        text(&out.stdout),
+        "built-by-strata\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let out = Command::new("crun")
+        .args(["run", "-b", bundle.to_str().unwrap(), &format!("{id}-crun")])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => assert_eq!(text(&out.stdout), "built-by-strata\n"),
+        Ok(out) => eprintln!(
+            "note: crun cannot run containers here: {}",
+            text(&out.stderr)
+        ),
+        Err(e) => eprintln!("note: crun not runnable: {e}"),
+    }
 
     // A rebuild with --pull fetches the base again (nothing new to download) and pushing
     // the same image again uploads nothing.
