@@ -1,7 +1,10 @@
 //! `strata build [-t NAME]... [-f Dockerfile] [--target STAGE] [--build-arg K[=V]]... CONTEXT`
 //!
-//! Parse → type → resolve (base image configs read from the local store) → lower → solve on
-//! the local worker → export the result into the store and tag it.
+//! Parse → type → resolve (base image configs read from the local store; an image the store
+//! lacks, or every base with `--pull`, is pulled from its registry first) → lower → solve on
+//! the local worker → export the result into the store and tag it → push it when `--push` or
+//! `--output type=image,push=true` / `type=registry` ask (see `push.rs`; plain http only for
+//! loopback registries and `--insecure-registry HOST`).
 
 use super::{dockerfile_path, Source};
 use crate::progress::Mode;
