@@ -87,13 +87,24 @@ impl LayeredView {
         &self.layers
     }
 
-    /// The host path of `path` in layer `layer`.
+    /// The host path of `path` in layer `layer`. `path` is relative to the view's root; a
+    /// leading `/` and `.` are ignored and `..` stops at the root, so no path given here can
+    /// name anything outside the layer (`Path::join` of an absolute path would replace the
+    /// layer directory with the host's root).
     pub(crate) fn host(&self, layer: usize, path: &Path) -> PathBuf {
-        if path.as_os_str().is_empty() {
-            self.layers[layer].clone()
-        } else {
-            self.layers[layer].join(path)
+        use std::path::Component;
+        let mut host = self.layers[layer].clone();
+        let base = host.components().count();
+        for component in path.components() {
+            match component {
+                Component::Normal(name) => host.push(name),
+                Component::ParentDir if host.components().count() > base => {
+                    host.pop();
+                }
+                _ => {}
+            }
         }
+        host
     }
 
     /// The layers the root merges (`None` for scratch).
@@ -293,5 +304,26 @@ impl SourceFs for LayeredView {
 
     fn xattrs(&self, path: &Path) -> io::Result<Vec<Xattr>> {
         xattr::read_content(&self.visible(path)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_never_leave_the_layer() {
+        let view = LayeredView::chain(["/store/snapshots/a/diff"]);
+        let layer = Path::new("/store/snapshots/a/diff");
+        for (path, want) in [
+            ("", ""),
+            ("etc/passwd", "etc/passwd"),
+            ("/etc/passwd", "etc/passwd"),
+            ("./etc/../etc/passwd", "etc/passwd"),
+            ("../../../../proc/self", "proc/self"),
+            ("/..", ""),
+        ] {
+            assert_eq!(view.host(0, Path::new(path)), layer.join(want), "{path:?}");
+        }
     }
 }
