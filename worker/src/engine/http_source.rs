@@ -150,7 +150,9 @@ impl HttpRequest<'_> {
 /// Downloads for one build.
 #[derive(Debug)]
 pub struct HttpSource {
-    client: reqwest::Client,
+    /// Made on first use: building a client loads the system's root certificates, which a
+    /// build without ADD <url> should not pay for.
+    client: std::sync::OnceLock<reqwest::Client>,
     /// Keeps the snapshots resolved in this build until it ends.
     lease: Lease,
     resolved: Mutex<HashMap<[u8; 32], Resolved>>,
@@ -160,12 +162,8 @@ impl HttpSource {
     /// A client with the system's proxy settings (as BuildKit's), holding what it resolves
     /// under `lease`.
     pub fn new(lease: Lease) -> Self {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
         Self {
-            client,
+            client: std::sync::OnceLock::new(),
             lease,
             resolved: Mutex::new(HashMap::new()),
         }
@@ -245,7 +243,13 @@ impl HttpSource {
             detail: causes(&source),
             source,
         };
-        let mut get = self.client.get(req.url);
+        let client = self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default()
+        });
+        let mut get = client.get(req.url);
         let previous_etag = previous.as_ref().and_then(|p| p.record.etag.clone());
         if let Some(etag) = &previous_etag {
             get = get.header(reqwest::header::IF_NONE_MATCH, etag.as_str());
