@@ -136,6 +136,34 @@ fn output_compression_options_choose_the_layer_codecs() {
         file_in_top_layer(&archive("default"), "gzip", "app/a.txt", &tmp.0),
         "copied\n"
     );
+    // Go's gzip and zstd readers (podman) unpack the multi-member gzip and the zstd layers.
+    for (i, name) in ["default", "zstd-forced"].into_iter().enumerate() {
+        // podman wants a runroot under 50 characters.
+        let store = tmp.0.join(format!("p{i}"));
+        let store = store.display();
+        let podman = |args: &[&str]| {
+            let mut full = vec![
+                "--root".to_owned(),
+                format!("{store}/root"),
+                "--runroot".to_owned(),
+                format!("{store}/run"),
+                "--storage-driver".to_owned(),
+                "vfs".to_owned(),
+            ];
+            full.extend(args.iter().map(|a| (*a).to_owned()));
+            let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+            tool("podman", &refs)
+        };
+        let archive = format!("oci-archive:{}", archive(name).display());
+        podman(&["pull", "-q", &archive]);
+        let mounted = podman(&["image", "mount", "-a"]);
+        let path = mounted.split_whitespace().last().unwrap().to_owned();
+        let copied = std::fs::read_to_string(Path::new(&path).join("app/a.txt"));
+        let made = std::fs::read_to_string(Path::new(&path).join("app/run.txt"));
+        podman(&["image", "unmount", "-a"]);
+        assert_eq!(copied.unwrap(), "copied\n", "{name}");
+        assert_eq!(made.unwrap(), "made\n", "{name}");
+    }
     // The image id is the same whatever the compression.
     let config = |name: &str| {
         let raw = tool(
