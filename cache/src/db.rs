@@ -23,8 +23,9 @@ use redb::{
 use crate::encoding::DecodeError;
 use crate::layout::Layout;
 
-/// The schema version of the tables in `v1/db.redb`.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The schema version of the tables in `v1/db.redb`. 2 added [`UNSYNCED`]; an older
+/// database is upgraded in place by creating the tables it lacks.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// `name → value`: `schema` holds [`SCHEMA_VERSION`].
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -159,8 +160,9 @@ impl Db {
                 found,
                 supported: SCHEMA_VERSION,
             }),
-            Some(_) => Ok(()),
-            None => self.initialize(),
+            Some(SCHEMA_VERSION) => Ok(()),
+            // Missing (new file) or older: create what is missing.
+            _ => self.initialize(),
         }
     }
 
@@ -174,17 +176,20 @@ impl Db {
                 .get("schema")
                 .op("read schema version")?
                 .map(|v| v.value());
-            if let Some(found) = existing {
-                if found > SCHEMA_VERSION {
+            match existing {
+                Some(found) if found > SCHEMA_VERSION => {
                     return Err(DbError::NewerSchema {
                         path: self.path.clone(),
                         found,
                         supported: SCHEMA_VERSION,
                     });
                 }
-            } else {
-                meta.insert("schema", SCHEMA_VERSION)
-                    .op("write schema version")?;
+                Some(SCHEMA_VERSION) => {}
+                // New, or older: the tables below are what the upgrade adds.
+                _ => {
+                    meta.insert("schema", SCHEMA_VERSION)
+                        .op("write schema version")?;
+                }
             }
             tx.open_table(CACHE).op("create cache table")?;
             tx.open_table(SNAPSHOTS).op("create snapshots table")?;
@@ -264,13 +269,32 @@ mod tests {
                 err,
                 DbError::NewerSchema {
                     found: 99,
-                    supported: 1,
+                    supported: SCHEMA_VERSION,
                     ..
                 }
             ),
             "{err}"
         );
         assert!(err.to_string().contains("upgrade strata"));
+        std::fs::remove_dir_all(layout.root()).unwrap();
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_in_place() {
+        let layout = layout();
+        {
+            let db = Db::open(&layout).unwrap();
+            let tx = db.write().unwrap();
+            tx.delete_table(UNSYNCED).unwrap();
+            tx.open_table(META).unwrap().insert("schema", 1).unwrap();
+            tx.commit().unwrap();
+        }
+        let db = Db::open(&layout).unwrap();
+        let tx = db.read().unwrap();
+        let meta = tx.open_table(META).unwrap();
+        assert_eq!(meta.get("schema").unwrap().unwrap().value(), SCHEMA_VERSION);
+        assert!(tx.open_table(UNSYNCED).is_ok());
+        drop((meta, tx, db));
         std::fs::remove_dir_all(layout.root()).unwrap();
     }
 }
