@@ -12,6 +12,8 @@
 //!   of its cache key), with a stat cache so an unchanged file is not read twice.
 //! - [`file`]: BuildKit's file actions (COPY/ADD semantics, mkdir, mkfile, rm) written into a
 //!   new snapshot diff over a read-only layered view of the parent snapshots.
+//! - [`cache_remote`]: `--cache-to` / `--cache-from`: build cache records exported to and
+//!   imported from a local OCI layout or a registry, layers fetched only when a lookup hits.
 //! - [`image`]: images in the local store — load archives, unpack an image into snapshots,
 //!   export a snapshot chain and a config as an image, read and name stored images.
 //!
@@ -19,6 +21,7 @@
 //! plus its parent chain), never a copied-out tree: RUN mounts the chain as overlay lowerdirs,
 //! COPY writes only what changes, and the exporter turns each diff into one layer.
 
+pub mod cache_remote;
 pub mod context;
 pub mod engine;
 pub mod file;

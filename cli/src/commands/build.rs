@@ -21,6 +21,7 @@ use strata_frontend::lower::{self, BaseImageConfig, LowerOptions};
 use strata_frontend::{ignore, parser};
 use strata_solver::op::NetworkMode;
 use strata_solver::{SolveOptions, Solver};
+use strata_worker::cache_remote;
 use strata_worker::engine::{FsRef, LocalWorker, Secret};
 use strata_worker::image::{self, ExportOptions};
 
@@ -86,6 +87,14 @@ pub struct Args {
     /// Push the image to every `-t` name's registry (buildx's `--push`).
     #[arg(long)]
     push: bool,
+    /// Export the build cache: `type=local,dest=DIR[,mode=min|max]` or
+    /// `type=registry,ref=HOST/REPO:TAG[,mode=min|max]`; may be repeated.
+    #[arg(long = "cache-to")]
+    cache_to: Vec<String>,
+    /// Import a build cache: `type=local,src=DIR` or `type=registry,ref=HOST/REPO:TAG`;
+    /// may be repeated.
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
     #[command(flatten)]
     registry: super::pull::RegistryArgs,
     /// The build context directory, or `-`: stdin holds a context tar (plain, gzip, bzip2, xz
@@ -453,6 +462,16 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         }
     }
     let network = parse_network(&args.network)?;
+    let cache_to = args
+        .cache_to
+        .iter()
+        .map(|s| cache_remote::CacheTo::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache_from = args
+        .cache_from
+        .iter()
+        .map(|s| cache_remote::CacheFrom::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut outputs = Vec::new();
     let mut rootfs_outputs = Vec::new();
     // `type=image|registry`: more names, and pushing (see push.rs).
@@ -650,12 +669,25 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         .iter()
         .map(|s| parse_secret(s))
         .collect::<Result<HashMap<_, _>>>()?;
-    let worker = Arc::new(
-        LocalWorker::new(store.clone(), executor, contexts)
-            .map_err(|e| anyhow!("{e}"))?
-            .with_secrets(secrets)
-            .with_ssh(ssh),
-    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // Imported caches are read (manifest and config only) before the solve; their layers
+    // are fetched by lookups that hit.
+    let imported = (!cache_from.is_empty()).then(|| {
+        Arc::new(runtime.block_on(cache_remote::ImportedCache::load(
+            &cache_from,
+            registry_client.clone(),
+        )))
+    });
+    let mut worker = LocalWorker::new(store.clone(), executor, contexts)
+        .map_err(|e| anyhow!("{e}"))?
+        .with_secrets(secrets)
+        .with_ssh(ssh);
+    if let Some(imported) = &imported {
+        worker = worker.with_cache_imports(imported.clone());
+    }
+    let worker = Arc::new(worker);
     let graph = Arc::new(lowered.graph);
     let mode = match args.progress {
         Mode::Auto if std::io::stderr().is_terminal() => Mode::Tty,
@@ -663,9 +695,6 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         other => other,
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let solved = runtime.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let printer = tokio::spawn(crate::progress::print(mode, rx));
@@ -683,6 +712,18 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         let _ = printer.await;
         result
     });
+    // Bad or unreachable cache is not an error (as BuildKit): say what was ignored.
+    if let Some(imported) = &imported {
+        for warning in imported.warnings() {
+            eprintln!("WARNING: {warning}");
+        }
+        if mode != Mode::Quiet && !imported.fetched().is_empty() {
+            eprintln!(
+                "importing cache: {} layer(s) fetched",
+                imported.fetched().len()
+            );
+        }
+    }
     let solved = match solved {
         Ok(s) => s,
         Err(e) => {
@@ -748,6 +789,24 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
     }
     for output in &outputs {
         write_output(&store, output, &exported)?;
+    }
+    let cache_keys: Vec<[u8; 32]> = keys.values().map(|k| k.0).collect();
+    for to in &cache_to {
+        let report = runtime
+            .block_on(cache_remote::export_cache(
+                &store,
+                &registry_client,
+                to,
+                &cache_keys,
+                top.as_ref(),
+            ))
+            .with_context(|| format!("failed to export cache to {}", to.location))?;
+        if mode != Mode::Quiet {
+            eprintln!(
+                "exporting cache to {}: {} records, {} layers ({} blobs written, {} already there)",
+                to.location, report.records, report.layers, report.uploaded, report.present
+            );
+        }
     }
     let pushed = super::push::push_build_result(
         &store,

@@ -166,6 +166,7 @@ pub struct LocalWorker {
     platform: strata_oci::manifest::Platform,
     http: HttpSource,
     git: GitSource,
+    imported: Option<Arc<crate::cache_remote::ImportedCache>>,
 }
 
 impl LocalWorker {
@@ -200,6 +201,7 @@ impl LocalWorker {
             platform: image::host_platform(),
             http,
             git,
+            imported: None,
         })
     }
 
@@ -212,6 +214,12 @@ impl LocalWorker {
     /// The SSH agent sockets the client forwards (`--ssh default[=PATH]`), by id.
     pub fn with_ssh(mut self, agents: HashMap<String, PathBuf>) -> Self {
         self.ssh = agents;
+        self
+    }
+
+    /// Caches imported with `--cache-from`: a lookup that misses the store asks them.
+    pub fn with_cache_imports(mut self, imported: Arc<crate::cache_remote::ImportedCache>) -> Self {
+        self.imported = Some(imported);
         self
     }
 
@@ -316,14 +324,20 @@ impl Worker for LocalWorker {
                 }))))
             }
             _ => {
-                let Some(record) = self.store.cache().get(&key.0, Some(&self.lease))? else {
-                    return Ok(None);
-                };
-                match record.value.snapshot {
-                    Some(id) if self.store.snapshots().get(&id)?.is_some() => {
-                        Ok(Some(FsRef::Snapshot(id)))
+                if let Some(record) = self.store.cache().get(&key.0, Some(&self.lease))? {
+                    if let Some(id) = record.value.snapshot {
+                        if self.store.snapshots().get(&id)?.is_some() {
+                            return Ok(Some(FsRef::Snapshot(id)));
+                        }
                     }
-                    _ => Ok(None),
+                }
+                // A local miss: an imported cache may have it (its layers are fetched now).
+                match &self.imported {
+                    Some(imported) => Ok(imported
+                        .materialise(&self.store, &self.lease, &key.0)
+                        .await
+                        .map(FsRef::Snapshot)),
+                    None => Ok(None),
                 }
             }
         }

@@ -174,10 +174,10 @@ pub struct ExportedImage {
 }
 
 /// A layer of the chain with the snapshot it came from.
-struct ChainLayer {
-    snapshot: SnapshotId,
-    descriptor: Descriptor,
-    diff_id: Digest,
+pub(crate) struct ChainLayer {
+    pub(crate) snapshot: SnapshotId,
+    pub(crate) descriptor: Descriptor,
+    pub(crate) diff_id: Digest,
 }
 
 /// Exports the filesystem `top` (a committed snapshot; `None` for an empty filesystem) with
@@ -331,7 +331,7 @@ fn reused(snapshot: &SnapshotId, known: &LayerRecord) -> ChainLayer {
 
 /// The layer of one snapshot (and whether it was written now), or `None` for an empty diff;
 /// with `clamp`, the layer with mtimes later than it clamped (a record of its own).
-fn layer_of(
+pub(crate) fn layer_of(
     store: &Store,
     blobs: &StoreBlobs<'_>,
     record: &strata_cache::SnapshotRecord,

@@ -341,7 +341,7 @@ enum Piece {
 
 /// Downloads one blob into the store, retrying from the start when the stream breaks;
 /// returns its size.
-async fn download_blob(
+pub(crate) async fn download_blob(
     client: &Client,
     store: &Store,
     lease: &Arc<Lease>,

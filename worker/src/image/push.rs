@@ -332,13 +332,13 @@ fn prepare(
     })
 }
 
-fn memo_key(layer: &Digest, compression: Compression) -> CacheKey {
+pub(crate) fn memo_key(layer: &Digest, compression: Compression) -> CacheKey {
     blake3::derive_key(KEY_CONTEXT, format!("{layer} {compression:?}").as_bytes())
 }
 
 /// `layer` in `compression`, from the memo or compressed now into the store; `true` when
 /// it was compressed now.
-fn compressed_layer(
+pub(crate) fn compressed_layer(
     store: &Store,
     lease: &Lease,
     layer: &Descriptor,
