@@ -368,15 +368,26 @@ fn a_corrupt_cache_blob_is_refused_and_the_step_runs() {
     bytes[middle] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
 
+    let missing = r.path("no-such-cache");
     let b = r.build(
         &r.b,
         "Dockerfile",
         &[
             "--cache-from",
+            &format!("type=local,src={}", missing.display()),
+            "--cache-from",
             &format!("type=local,src={}", cache.display()),
         ],
     );
     let stderr = text(&b.stderr);
+    // A cache that is not there is skipped with a warning, as buildx does.
+    assert!(
+        stderr.contains(&format!(
+            "WARNING: cache import ignored: cache {}",
+            missing.display()
+        )),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("WARNING") && stderr.contains(&digest) && stderr.contains("corrupt"),
         "{stderr}"

@@ -162,7 +162,7 @@ pub fn encode_hex(bytes: &[u8]) -> String {
 
 /// Bytes of a lowercase or uppercase hex string; `None` if it is not hex.
 pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 || !hex.is_ascii() {
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
         return None;
     }
     (0..hex.len())

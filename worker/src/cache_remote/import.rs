@@ -268,7 +268,13 @@ impl ImportedCache {
         match source {
             CacheLocation::Local { dir, .. } => {
                 let path = blob_path(dir, &blob.digest);
-                let (s, l, digest, loc) = (store.clone(), lease.clone(), blob.digest, location);
+                let (s, l, digest, size, loc) = (
+                    store.clone(),
+                    lease.clone(),
+                    blob.digest,
+                    blob.size,
+                    location,
+                );
                 tokio::task::spawn_blocking(move || {
                     let file = std::fs::File::open(&path).map_err(|source| CacheIoError::Io {
                         location: loc.clone(),
@@ -276,7 +282,10 @@ impl ImportedCache {
                         path: path.clone(),
                         source,
                     })?;
-                    match s.content().ingest(BufReader::new(file), Some(digest), &l) {
+                    // A file longer than the descriptor says fails the digest check after at
+                    // most one byte more, never after reading all of it.
+                    let reader = BufReader::new(file).take(size.saturating_add(1));
+                    match s.content().ingest(reader, Some(digest), &l) {
                         Ok(_) => Ok(()),
                         Err(strata_cache::ContentError::DigestMismatch {
                             expected,
