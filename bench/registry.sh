@@ -119,7 +119,13 @@ LAYOUT=$STATE/layout
 rm -rf "$LAYOUT"
 skopeo copy -q --src-tls-verify=false "docker://$REG/bench/big:1" "oci:$LAYOUT:big" || die "skopeo warm-up failed"
 LAYER_BYTES=$(skopeo inspect --raw --tls-verify=false "docker://$REG/bench/big:1" | python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')
-say "compressed layer: $LAYER_BYTES bytes"
+LAYER_DIGEST=$(skopeo inspect --raw --tls-verify=false "docker://$REG/bench/big:1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][0]["digest"])')
+say "compressed layer: $LAYER_BYTES bytes ($LAYER_DIGEST)"
+# After each timed push: the registry must hold the layer (a push that skipped it would
+# look fast).
+check_pushed() {
+  curl -sf -o /dev/null -I "http://$REG/v2/bench/big/blobs/$LAYER_DIGEST" || die "$1 push left no layer in the registry"
+}
 
 # ---------------------------------------------------------------- 3. timed
 sys_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat; }
@@ -147,8 +153,10 @@ timed() {  # tool direction run cmd...
 for ((r = 1; r <= RUNS; r++)); do
   start_registry
   timed strata push "$r" "$STRATA" --root "$SROOT" push -q "$REG/bench/big:1"
+  check_pushed strata
   start_registry
   timed skopeo push "$r" skopeo copy -q --dest-tls-verify=false "oci:$LAYOUT:big" "docker://$REG/bench/big:1"
+  check_pushed skopeo
 done
 # The registry now holds the image (skopeo's push of the same blobs); pull it.
 for ((r = 1; r <= RUNS; r++)); do
@@ -177,3 +185,6 @@ rm -rf "$STATE/pull-root" "$STATE/pull-layout"
   echo "machine: $(nproc) cores, $(uname -r); skopeo $(skopeo --version | awk '{print $3}'); $(docker-registry --version)"
 } > "$OUTDIR/summary.md"
 cat "$OUTDIR/summary.md"
+# The stores and the registry hold ~1.5 GB: removed (the context is kept for the next run).
+stop_registry
+rm -rf "$SROOT" "$STATE/registry" "$LAYOUT"
