@@ -82,7 +82,7 @@ pub struct CacheRecord {
 const RECORD_VERSION: u8 = 1;
 
 impl CacheRecord {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new(RECORD_VERSION);
         e.opt_str(self.value.snapshot.as_ref().map(SnapshotId::as_str))
             .u64(self.value.blobs.len() as u64);

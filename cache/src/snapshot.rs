@@ -367,8 +367,27 @@ impl<'a> Snapshots<'a> {
     /// `diff_id` is the digest of the layer's uncompressed tar, when the caller knows it.
     pub fn commit(
         &self,
+        prepared: PreparedSnapshot,
+        diff_id: Option<Digest>,
+    ) -> Result<SnapshotRecord, SnapshotError> {
+        self.commit_inner(prepared, diff_id, None)
+    }
+
+    /// [`Snapshots::commit`] that also records the snapshot as the cache result of `key`,
+    /// in the same transaction: a step's commit costs one database sync, not two.
+    pub fn commit_cached(
+        &self,
+        prepared: PreparedSnapshot,
+        key: &crate::cache_index::CacheKey,
+    ) -> Result<SnapshotRecord, SnapshotError> {
+        self.commit_inner(prepared, None, Some(key))
+    }
+
+    fn commit_inner(
+        &self,
         mut prepared: PreparedSnapshot,
         diff_id: Option<Digest>,
+        cache_key: Option<&crate::cache_index::CacheKey>,
     ) -> Result<SnapshotRecord, SnapshotError> {
         let work = prepared.work();
         remove_tree(&work).map_err(io_err("remove", &work))?;
@@ -410,6 +429,21 @@ impl<'a> Snapshots<'a> {
                 unsynced
                     .insert(record.id.as_str(), self.store.inner.boot_id.as_str())
                     .op("mark snapshot unsynced")?;
+                if let Some(key) = cache_key {
+                    let cached = crate::cache_index::CacheRecord {
+                        value: crate::cache_index::CacheValue {
+                            snapshot: Some(record.id.clone()),
+                            blobs: Vec::new(),
+                            payload: Vec::new(),
+                        },
+                        created: record.created,
+                        last_used: record.created,
+                    };
+                    let mut cache = tx.open_table(CACHE).op("open cache table")?;
+                    cache
+                        .insert(key.as_slice(), cached.encode().as_slice())
+                        .op("insert cache record")?;
+                }
             }
             tx.commit().op("commit snapshot")?;
             Ok(())

@@ -645,3 +645,16 @@ fn prune_keeps_all_blobs_when_an_image_manifest_is_unreadable() {
     assert_eq!(report.warnings.len(), 1, "{report:?}");
     assert_eq!(store.content().list().unwrap().len(), 2);
 }
+
+#[test]
+fn a_snapshot_committed_with_its_cache_record_is_found_by_key() {
+    let root = TempRoot::new("commit-cached");
+    let store = Store::open(root.path()).unwrap();
+    let lease = store.lease();
+    let prepared = store.snapshots().prepare(None, &lease).unwrap();
+    std::fs::write(prepared.diff().join("f"), b"x").unwrap();
+    let record = store.snapshots().commit_cached(prepared, &key(42)).unwrap();
+    let found = store.cache().get(&key(42), None).unwrap().unwrap();
+    assert_eq!(found.value.snapshot.as_ref(), Some(&record.id));
+    check_consistent(&store, true);
+}

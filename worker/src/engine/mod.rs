@@ -494,14 +494,7 @@ impl LocalWorker {
                 store.snapshots().abort(prepared)?;
                 return Err(Box::new(e));
             }
-            let record = store.snapshots().commit(prepared, None)?;
-            let value = CacheValue {
-                snapshot: Some(record.id.clone()),
-                blobs: Vec::new(),
-                payload: Vec::new(),
-            };
-            store.cache().put(&key.0, &value)?;
-            Ok(record.id)
+            Ok(store.snapshots().commit_cached(prepared, &key.0)?.id)
         })
         .await??;
         Ok(FsRef::Snapshot(id))
@@ -810,8 +803,7 @@ impl LocalWorker {
             self.store.snapshots().abort(prepared)?;
             return Err(Box::new(EngineError::Exec(e)));
         }
-        let record = self.store.snapshots().commit(prepared, None)?;
-        self.remember(job.key, &record.id)?;
+        let record = self.store.snapshots().commit_cached(prepared, &job.key.0)?;
         Ok(FsRef::Snapshot(record.id))
     }
 }
