@@ -427,6 +427,29 @@ fn skopeo_pushed_index_is_pulled_for_the_platform() {
         "{text}"
     );
     assert!(text.contains("linux/s390x"), "{text}");
+
+    // A single-platform image for another platform is refused too, and not tagged.
+    let err = rt
+        .block_on(pull_image(
+            &store,
+            &client,
+            &single,
+            &Platform {
+                os: "linux".into(),
+                architecture: "riscv64".into(),
+                ..Platform::default()
+            },
+        ))
+        .unwrap_err();
+    let text = chain(&err);
+    assert!(
+        text.contains(&format!(
+            "is for linux/{}, not linux/riscv64",
+            host_platform().architecture
+        )),
+        "{text}"
+    );
+    assert!(find_image(&store, &single).is_err());
 }
 
 #[test]

@@ -86,8 +86,8 @@ pub fn run(args: Args, root: Option<&Path>) -> Result<ExitCode> {
             familiar_name(&reference.name())
         );
     }
-    let pulled = pull(&store, &client, &args.name, &platform)
-        .with_context(|| format!("failed to pull {}", args.name))?;
+    // The error names the image already ("failed to pull NAME: …").
+    let pulled = pull(&store, &client, &args.name, &platform)?;
     if !args.quiet {
         eprintln!("Digest: {}", pulled.index.unwrap_or(pulled.manifest.digest));
         eprintln!(

@@ -46,7 +46,7 @@ pub enum RegistryError {
         reason: String,
     },
     /// The request failed before a reply (connection, TLS, timeout, broken body).
-    #[error("{method} {url}: {source}")]
+    #[error("{method} {url}")]
     Http {
         /// The method.
         method: &'static str,

@@ -35,7 +35,7 @@ use strata_oci::{media_type, Descriptor, Digest, ImageConfig, Platform};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::blob_sources;
-use super::details::{format_platform, select_platform};
+use super::details::{format_platform, platform_matches, select_platform};
 use super::store_blobs::{StoreBlobError, StoreBlobs};
 
 /// Layers downloaded at once.
@@ -76,6 +76,16 @@ pub enum PullError {
         /// The cause.
         #[source]
         source: Box<ConfigError>,
+    },
+    /// A single-platform image for another platform.
+    #[error("image {reference} is for {found}, not {wanted}")]
+    WrongPlatform {
+        /// The reference.
+        reference: String,
+        /// The platform asked for.
+        wanted: String,
+        /// The image's platform.
+        found: String,
     },
     /// Manifest and config disagree.
     #[error("{reference} has {layers} layers but its config lists {diff_ids} diff ids")]
@@ -218,6 +228,31 @@ pub async fn pull_image(
         digest: config_digest,
         source: Box::new(source),
     })?;
+    // A single-platform image must be for the platform asked for (an index was already
+    // matched entry by entry): building on a foreign image fails late and obscurely.
+    if resolved.index.is_none()
+        && !config.architecture.is_empty()
+        && !platform_matches(
+            platform,
+            &Platform {
+                os: config.os.clone(),
+                architecture: config.architecture.clone(),
+                variant: config.variant.clone(),
+                ..Platform::default()
+            },
+        )
+    {
+        return Err(PullError::WrongPlatform {
+            reference: reference.to_string(),
+            wanted: format_platform(platform),
+            found: format_platform(&Platform {
+                os: config.os.clone(),
+                architecture: config.architecture.clone(),
+                variant: config.variant.clone(),
+                ..Platform::default()
+            }),
+        });
+    }
     let layers: Vec<Descriptor> = manifest
         .layers
         .iter()
