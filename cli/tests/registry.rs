@@ -188,6 +188,45 @@ fn build_from_a_registry_image_and_push_under_two_names() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&format!("pulling {base}")), "{stderr}");
     assert!(stderr.contains("0 uploaded"), "{stderr}");
+
+    // `type=registry,name=…` pushes without -t; compression= applies to the built layers
+    // (stored uncompressed), the pulled gzip base layer keeps its blob.
+    let three = format!("{}/app/three:zstd", registry.addr);
+    ok(
+        &root,
+        &[
+            "build",
+            "--output",
+            &format!("type=registry,name={three},compression=zstd"),
+            context.to_str().unwrap(),
+        ],
+    );
+    let raw = inspect(&format!("docker://{three}"), &["--raw"]);
+    let types: Vec<&str> = raw["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        ],
+        "{raw}"
+    );
+    // skopeo reads (and verifies) every blob of it.
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{three}"),
+            &format!("oci:{}:three", tmp.0.join("three").display()),
+        ],
+    );
 }
 
 #[test]
