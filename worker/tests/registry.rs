@@ -19,8 +19,8 @@ use strata_oci::registry::{Client, ClientOptions, Reference, UploadMode};
 use strata_oci::{media_type, Compression, Descriptor, ImageIndex, Platform};
 use strata_worker::image::save::LayerCompression;
 use strata_worker::image::{
-    find_image, host_platform, load_layout, pull_image, push_image, read_image, target_descriptor,
-    unpack_image, PushOptions,
+    find_image, host_platform, load_layout, pull_and_unpack, pull_image, push_image, read_image,
+    target_descriptor, unpack_image, PushOptions,
 };
 
 const BUSYBOX: &str = "docker.io/library/busybox:latest";
@@ -144,6 +144,7 @@ fn push_then_pull_through_an_open_registry() {
         .unwrap();
     assert_eq!(pulled.manifest.digest, manifest.digest);
     assert_eq!((pulled.layers_fetched, pulled.layers_present), (1, 0));
+    assert_eq!(pulled.top, None);
     let record = find_image(&other, &destination).unwrap();
     assert_eq!(record.target.manifest, manifest.digest);
     let lease = other.lease();
@@ -151,6 +152,28 @@ fn push_then_pull_through_an_open_registry() {
     let top = unpacked.top.expect("a layer");
     let diff = other.snapshots().diff_dir(&top);
     assert!(diff.join("bin/busybox").is_file());
+
+    // Pull and unpack while downloading, into a third store: the snapshot is there when
+    // the pull returns, and unpacking the image afterwards reuses it.
+    let third = Store::open(tmp.path().join("third")).unwrap();
+    let pulled = rt
+        .block_on(pull_and_unpack(
+            &third,
+            &client,
+            &destination,
+            &host_platform(),
+        ))
+        .unwrap();
+    let top = pulled.top.expect("unpacked while pulled");
+    assert!(third
+        .snapshots()
+        .diff_dir(&top)
+        .join("bin/busybox")
+        .is_file());
+    let lease = third.lease();
+    let again = unpack_image(&third, &destination, &host_platform(), &lease).unwrap();
+    assert_eq!((again.unpacked, again.reused), (0, 1));
+    assert_eq!(again.top, Some(top));
 
     // Pulling again downloads no layer.
     let twice = rt

@@ -121,7 +121,12 @@ pub fn base_image(
     if !quiet {
         eprintln!("pulling {name}");
     }
-    let pulled = pull(store, client, name, platform)
+    // Unpacked while it downloads: the FROM step then finds its snapshots ready.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let pulled = runtime
+        .block_on(image::pull_and_unpack(store, client, name, platform))
         .with_context(|| format!("failed to resolve source metadata for {name}"))?;
     image::find_image(store, &pulled.name)
         .with_context(|| format!("failed to resolve source metadata for {name}"))

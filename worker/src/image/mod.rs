@@ -48,7 +48,7 @@ pub use load::{load_archive, load_layout, LoadError, LoadedImage};
 pub use rootfs_export::{
     export_rootfs_dir, export_rootfs_tar, RootfsExportError, RootfsExportStats,
 };
-pub use pull::{pull_image, PullError, PulledImage};
+pub use pull::{pull_and_unpack, pull_image, PullError, PulledImage};
 pub use push::{push_image, PushError, PushOptions, PushedImage};
 pub use names::{familiar_name, find_image, normalize_name, normalize_tag, NameError};
 pub use save::{

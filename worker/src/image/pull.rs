@@ -1,7 +1,7 @@
 //! Pulling images from a registry into the store: `strata pull`, and `FROM` an image the
 //! store lacks.
 //!
-//! Main items: [`pull_image`], [`PulledImage`], [`PullError`].
+//! Main items: [`pull_image`], [`pull_and_unpack`], [`PulledImage`], [`PullError`].
 //!
 //! The reference is resolved to one manifest (an index or manifest list is followed through
 //! the entry for the wanted platform, chosen as [`super::details::select_platform`] does),
@@ -10,6 +10,11 @@
 //! fetched when the store already holds the blob. Every blob is verified against its
 //! descriptor while it streams and is committed only once it matched, so a bad blob never
 //! enters the store.
+//!
+//! [`pull_and_unpack`] (a build's `FROM`) also unpacks while it downloads: each layer
+//! becomes a snapshot as soon as it and every layer below it are stored, on the blocking
+//! pool, while later layers are still arriving; the `FROM` step then finds every snapshot
+//! ready. `strata pull` stores the image only, as `skopeo copy` does.
 //!
 //! Key decisions:
 //! - Blobs are stored as the registry serves them (compressed); the manifest is stored
@@ -28,15 +33,17 @@ use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strata_cache::{ContentError, ImageError, ImageTarget, Lease, Store};
+use std::collections::HashMap;
+use strata_cache::{ContentError, ImageError, ImageTarget, Lease, SnapshotId, Store};
 use strata_oci::config::ConfigError;
 use strata_oci::registry::{Client, Reference, ReferenceError, RegistryError};
 use strata_oci::{media_type, Descriptor, Digest, ImageConfig, Platform};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::blob_sources;
 use super::details::{format_platform, platform_matches, select_platform};
 use super::store_blobs::{StoreBlobError, StoreBlobs};
+use super::unpack::{unpack_layer_on, UnpackError};
 
 /// Layers downloaded at once.
 const PARALLEL_DOWNLOADS: usize = 4;
@@ -126,6 +133,15 @@ pub enum PullError {
         #[source]
         source: Box<ImageError>,
     },
+    /// A layer could not be unpacked.
+    #[error("cannot unpack {reference}")]
+    Unpack {
+        /// The reference.
+        reference: String,
+        /// The cause.
+        #[source]
+        source: Box<UnpackError>,
+    },
     /// A download task died.
     #[error("download task failed: {reason}")]
     Task {
@@ -145,6 +161,9 @@ pub struct PulledImage {
     pub index: Option<Digest>,
     /// The config digest (the image id).
     pub config: Digest,
+    /// The top snapshot of the unpacked image ([`pull_and_unpack`]; `None` otherwise, or
+    /// for an image without layers).
+    pub top: Option<SnapshotId>,
     /// Layer blobs downloaded.
     pub layers_fetched: usize,
     /// Layer blobs the store already had.
@@ -171,6 +190,28 @@ pub async fn pull_image(
     client: &Arc<Client>,
     name: &str,
     platform: &Platform,
+) -> Result<PulledImage, PullError> {
+    pull(store, client, name, platform, false).await
+}
+
+/// [`pull_image`], and each layer unpacked into a snapshot as soon as it and the layers
+/// below it are in the store, while the others still download (what a `FROM` needs;
+/// [`PulledImage::top`] is the top snapshot).
+pub async fn pull_and_unpack(
+    store: &Store,
+    client: &Arc<Client>,
+    name: &str,
+    platform: &Platform,
+) -> Result<PulledImage, PullError> {
+    pull(store, client, name, platform, true).await
+}
+
+async fn pull(
+    store: &Store,
+    client: &Arc<Client>,
+    name: &str,
+    platform: &Platform,
+    unpack: bool,
 ) -> Result<PulledImage, PullError> {
     let reference = Reference::parse(name)?;
     let registry_error = |source: RegistryError| PullError::Registry {
@@ -279,6 +320,30 @@ pub async fn pull_image(
             .collect()
     };
     let layers_present = layers.len() - missing.len();
+    // One "in the store" signal per missing blob; the unpacker waits on them in layer order.
+    let mut arrived: HashMap<Digest, watch::Sender<bool>> = missing
+        .iter()
+        .map(|d| (d.digest, watch::channel(false).0))
+        .collect();
+    let unpacker = unpack.then(|| {
+        let waits: Vec<Option<watch::Receiver<bool>>> = layers
+            .iter()
+            .map(|d| arrived.get(&d.digest).map(watch::Sender::subscribe))
+            .collect();
+        let jobs: Vec<(Descriptor, Digest)> = layers
+            .iter()
+            .cloned()
+            .zip(config.rootfs.diff_ids.iter().copied())
+            .collect();
+        let (store, lease) = (store.clone(), lease.clone());
+        tokio::spawn(unpack_in_order(
+            store,
+            lease,
+            reference.to_string(),
+            jobs,
+            waits,
+        ))
+    });
     let limit = Arc::new(Semaphore::new(PARALLEL_DOWNLOADS));
     let mut tasks = tokio::task::JoinSet::new();
     for layer in missing.clone() {
@@ -289,9 +354,14 @@ pub async fn pull_image(
             reference.clone(),
             limit.clone(),
         );
+        let done = arrived.remove(&layer.digest);
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            download_blob(&client, &store, &lease, &reference, &layer).await
+            let size = download_blob(&client, &store, &lease, &reference, &layer).await?;
+            if let Some(done) = done {
+                let _ = done.send(true);
+            }
+            Ok(size)
         });
     }
     let mut failure = None;
@@ -314,8 +384,17 @@ pub async fn pull_image(
         }
     }
     if let Some(e) = failure {
+        if let Some(unpacker) = &unpacker {
+            unpacker.abort();
+        }
         return Err(e);
     }
+    let top = match unpacker {
+        Some(unpacker) => unpacker.await.map_err(|e| PullError::Task {
+            reason: e.to_string(),
+        })??,
+        None => None,
+    };
 
     // Everything verified: config, manifest, then the name.
     for (what, digest, bytes) in [
@@ -358,6 +437,7 @@ pub async fn pull_image(
         manifest: resolved.manifest.descriptor(),
         index: resolved.index.as_ref().map(|i| i.digest),
         config: config_digest,
+        top,
         layers_fetched: missing.len(),
         layers_present,
         bytes_fetched,
@@ -367,6 +447,40 @@ pub async fn pull_image(
 fn blob_present(blobs: &StoreBlobs<'_>, digest: &Digest) -> bool {
     use strata_oci::archive::BlobSink;
     blobs.has_blob(digest)
+}
+
+/// Unpacks `jobs` bottom first, each once its blob is in the store (`waits[i]` is `None`
+/// for a blob that was already there). Stops quietly when a download failed (its signal
+/// is dropped unsent): the pull reports that failure.
+async fn unpack_in_order(
+    store: Store,
+    lease: Arc<Lease>,
+    reference: String,
+    jobs: Vec<(Descriptor, Digest)>,
+    waits: Vec<Option<watch::Receiver<bool>>>,
+) -> Result<Option<SnapshotId>, PullError> {
+    let mut parent: Option<SnapshotId> = None;
+    for (index, ((layer, diff_id), wait)) in jobs.into_iter().zip(waits).enumerate() {
+        if let Some(mut wait) = wait {
+            if wait.wait_for(|arrived| *arrived).await.is_err() {
+                return Ok(None);
+            }
+        }
+        let (store, lease, below) = (store.clone(), lease.clone(), parent.take());
+        let unpacked = tokio::task::spawn_blocking(move || {
+            unpack_layer_on(&store, index, &layer, diff_id, below.as_ref(), &lease)
+        })
+        .await
+        .map_err(|e| PullError::Task {
+            reason: e.to_string(),
+        })?
+        .map_err(|source| PullError::Unpack {
+            reference: reference.clone(),
+            source: Box::new(source),
+        })?;
+        parent = Some(unpacked.0);
+    }
+    Ok(parent)
 }
 
 enum Piece {

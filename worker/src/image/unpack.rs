@@ -206,6 +206,27 @@ pub fn unpack_manifest(
     })
 }
 
+/// One step of [`unpack_manifest`]: layer `index` (blob `layer`, uncompressed digest
+/// `diff_id`) on `parent` — an existing snapshot reused, or the layer applied and
+/// committed; `true` when it was reused. For callers that unpack layers as they arrive
+/// (a pull), bottom first.
+pub fn unpack_layer_on(
+    store: &Store,
+    index: usize,
+    layer: &Descriptor,
+    diff_id: Digest,
+    parent: Option<&SnapshotId>,
+    lease: &Lease,
+) -> Result<(SnapshotId, bool), UnpackError> {
+    if let Some(id) = reusable(store, index, layer, diff_id, parent, lease)? {
+        return Ok((id, true));
+    }
+    Ok((
+        unpack_layer(store, index, layer, diff_id, parent, lease)?,
+        false,
+    ))
+}
+
 /// An existing snapshot holding this layer on this parent, now leased.
 fn reusable(
     store: &Store,
