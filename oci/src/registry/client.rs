@@ -131,7 +131,9 @@ struct AuthState {
 /// A registry client (see the module docs).
 #[derive(Debug)]
 pub struct Client {
-    http: reqwest::Client,
+    /// Made on first use: building it loads the system's root certificates, which a build
+    /// that never talks to a registry should not pay for.
+    http: std::sync::OnceLock<reqwest::Client>,
     options: ClientOptions,
     auth: Mutex<AuthState>,
 }
@@ -171,6 +173,18 @@ fn push_scope(r: &Reference) -> String {
 impl Client {
     /// A client with `options`.
     pub fn new(options: ClientOptions) -> Result<Client, RegistryError> {
+        Ok(Client {
+            http: std::sync::OnceLock::new(),
+            options,
+            auth: Mutex::new(AuthState::default()),
+        })
+    }
+
+    /// The HTTP client, built on first use.
+    fn http(&self) -> Result<&reqwest::Client, RegistryError> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
@@ -178,11 +192,7 @@ impl Client {
             .map_err(|source| RegistryError::Setup {
                 source: Box::new(source),
             })?;
-        Ok(Client {
-            http,
-            options,
-            auth: Mutex::new(AuthState::default()),
-        })
+        Ok(self.http.get_or_init(|| http))
     }
 
     /// The options this client was made with.
@@ -316,7 +326,7 @@ impl Client {
                         }
                         pairs.append_pair("scope", scopes);
                     }
-                    self.http
+                    self.http()?
                         .post(url.clone())
                         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                         .body(form.query().unwrap_or_default().to_owned())
@@ -332,7 +342,7 @@ impl Client {
                             pairs.append_pair("scope", scope);
                         }
                     }
-                    let request = self.http.get(url.clone());
+                    let request = self.http()?.get(url.clone());
                     match other {
                         Some(Credentials::Basic { username, password }) => {
                             request.basic_auth(username, Some(password))
@@ -406,7 +416,7 @@ impl Client {
         let mut attempt = 0;
         let mut authenticated = false;
         loop {
-            let mut request = build(&self.http)?;
+            let mut request = build(self.http()?)?;
             if let Some(value) = self.authorization(r, scopes)? {
                 request = request.header(AUTHORIZATION, value);
             }
@@ -416,7 +426,7 @@ impl Client {
                 source: Box::new(source),
             })?;
             let url = request.url().to_string();
-            match self.http.execute(request).await {
+            match self.http()?.execute(request).await {
                 Ok(reply) if reply.status() == StatusCode::UNAUTHORIZED && !authenticated => {
                     authenticated = true;
                     let challenge = reply
