@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_cache::{Lease, SnapshotId, Store};
-use strata_oci::registry::Client;
+use strata_oci::registry::{Client, RegistryError};
 use strata_oci::{media_type, CompressionKind, Descriptor, Digest, ImageIndex, ImageManifest};
 
 use super::format::{encode_hex, CacheConfig, CacheLayer, CacheRecordEntry, CONFIG_MEDIA_TYPE};
@@ -23,6 +23,9 @@ use crate::image::export::layer_of;
 use crate::image::push::compressed_layer;
 use crate::image::store_blobs::StoreBlobs;
 use crate::image::LayerCompression;
+
+/// Blobs uploaded to a registry at once.
+const PARALLEL_UPLOADS: usize = 3;
 
 /// What an export did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,22 +113,31 @@ pub async fn export_cache(
                 config.digest,
                 config.size,
             ));
-            let (mut uploaded, mut present) = (0, 0);
-            for blob in &blobs {
-                if client
-                    .has_blob(reference, &blob.digest)
-                    .await
-                    .map_err(registry)?
-                {
-                    present += 1;
-                    continue;
-                }
+            // A few blobs at once, as a push does: HEAD, then upload what is missing.
+            let limit = Arc::new(tokio::sync::Semaphore::new(PARALLEL_UPLOADS));
+            let mut tasks = tokio::task::JoinSet::new();
+            for blob in blobs {
+                let (client, reference, limit) = (client.clone(), reference.clone(), limit.clone());
                 let path = store.content().path(&blob.digest);
-                client
-                    .upload_blob(reference, blob, &path)
-                    .await
-                    .map_err(registry)?;
-                uploaded += 1;
+                tasks.spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    if client.has_blob(&reference, &blob.digest).await? {
+                        return Ok(false);
+                    }
+                    client.upload_blob(&reference, &blob, &path).await?;
+                    Ok::<bool, RegistryError>(true)
+                });
+            }
+            let (mut uploaded, mut present) = (0, 0);
+            while let Some(joined) = tasks.join_next().await {
+                let sent = joined.map_err(|e| CacheIoError::Task {
+                    reason: e.to_string(),
+                })?;
+                if sent.map_err(registry)? {
+                    uploaded += 1;
+                } else {
+                    present += 1;
+                }
             }
             client
                 .put_manifest(reference, media_type::OCI_MANIFEST, &prepared.manifest)
