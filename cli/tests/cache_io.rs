@@ -402,3 +402,99 @@ fn a_corrupt_cache_blob_is_refused_and_the_step_runs() {
         "the bad blob is not stored"
     );
 }
+
+/// Writes `bytes` as a blob of the layout `dir`; returns its digest and size.
+fn put_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
+    let tmp = dir.join("blob.tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    let sum = tool("sha256sum", &[tmp.to_str().unwrap()]);
+    let hex = sum.split_whitespace().next().unwrap().to_string();
+    std::fs::rename(&tmp, dir.join("blobs/sha256").join(&hex)).unwrap();
+    (format!("sha256:{hex}"), bytes.len())
+}
+
+#[test]
+fn a_cache_config_that_lies_about_a_diff_id_is_refused_and_bad_options_are_errors() {
+    if !can_run_sandboxes() || !registry::available() {
+        return;
+    }
+    let r = roots("cache-io-lies");
+    let cache = r.path("cache");
+    r.build(
+        &r.a,
+        "Dockerfile",
+        &[
+            "--cache-to",
+            &format!("type=local,dest={}", cache.display()),
+        ],
+    );
+    // Rewrite the config (and the manifest and index.json above it, so every digest
+    // matches): the top layer of the longest chain claims another diff id.
+    let mut config = local_cache_config(&cache);
+    let top = config["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["chain"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .as_u64()
+                .unwrap()
+        })
+        .max()
+        .unwrap() as usize;
+    let lie = format!("sha256:{}", "0".repeat(64));
+    config["layers"][top]["diffID"] = serde_json::Value::String(lie.clone());
+    let (config_digest, config_size) = put_blob(&cache, &serde_json::to_vec(&config).unwrap());
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cache.join("index.json")).unwrap()).unwrap();
+    let old = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cache.join("blobs/sha256").join(&old[7..])).unwrap())
+            .unwrap();
+    manifest["config"]["digest"] = config_digest.into();
+    manifest["config"]["size"] = config_size.into();
+    let (manifest_digest, manifest_size) =
+        put_blob(&cache, &serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][0]["digest"] = manifest_digest.into();
+    index["manifests"][0]["size"] = manifest_size.into();
+    std::fs::write(
+        cache.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+
+    let b = r.build(
+        &r.b,
+        "Dockerfile",
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", cache.display()),
+        ],
+    );
+    let stderr = text(&b.stderr);
+    assert!(
+        stderr.contains(&format!("the cache config says {lie}")),
+        "{stderr}"
+    );
+    assert!(!ran(&b).is_empty(), "the lied-about step runs");
+
+    // Options are checked before anything is built.
+    let context = r.context.to_str().unwrap();
+    for (option, value, want) in [
+        ("--cache-to", "type=local", "type=local needs dest=DIR"),
+        ("--cache-to", "type=s3,bucket=x", "cache type \"s3\" is not supported"),
+        ("--cache-from", "type=registry,ref=localhost:5000/c@sha256:0000000000000000000000000000000000000000000000000000000000000000", "must name a tag"),
+        ("--cache-to", "type=local,dest=/x,mode=all", "expected min or max"),
+    ] {
+        let out = common::strata(&r.b, &["build", option, value, context]);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains(want), "{value}: {}", text(&out.stderr));
+    }
+}
