@@ -140,6 +140,8 @@ fn local_cache_gives_every_step_cached_on_a_fresh_root() {
             &cache_to,
             "--output",
             &format!("type=oci,dest={}", a_tar.display()),
+            "--metadata-file",
+            r.path("a.json").to_str().unwrap(),
         ],
     );
     assert!(!ran(&a).is_empty(), "root A builds");
@@ -164,13 +166,34 @@ fn local_cache_gives_every_step_cached_on_a_fresh_root() {
             &format!("type=local,src={}", cache.display()),
             "--output",
             &format!("type=oci,dest={}", b_tar.display()),
+            "--metadata-file",
+            r.path("b.json").to_str().unwrap(),
         ],
     );
     assert_eq!(ran(&b), Vec::<String>::new(), "{}", text(&b.stderr));
+    let cached: Vec<String> = common::events(&b)
+        .into_iter()
+        .filter(|(event, _)| event == "cached")
+        .map(|(_, name)| name)
+        .collect();
+    for step in ["RUN echo built-by-strata", "COPY note.txt", "RUN cat"] {
+        assert!(
+            cached.iter().any(|n| n.contains(step)),
+            "{step}: {cached:?}"
+        );
+    }
     assert_eq!(image_id(&a), image_id(&b));
     let (a_digest, a_layers) = skopeo_image(&format!("oci-archive:{}", a_tar.display()));
     let (b_digest, _) = skopeo_image(&format!("oci-archive:{}", b_tar.display()));
     assert_eq!(a_digest, b_digest, "the same image on both roots");
+    // In the stores too, byte for byte: B records the imported layers uncompressed, as A
+    // stored the layers it built.
+    let stored_digest = |name: &str| {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(r.path(name)).unwrap()).unwrap();
+        v["containerimage.digest"].as_str().unwrap().to_string()
+    };
+    assert_eq!(stored_digest("a.json"), stored_digest("b.json"));
     // What B fetched from the cache: the three layers the build made (the base layer was
     // there already), nothing else.
     let fetched: HashSet<String> = store_blobs(&r.b)
