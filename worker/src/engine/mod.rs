@@ -16,6 +16,8 @@
 //!   first copied into a snapshot kept in the cache under the selection's checksum, so the
 //!   client's directory is never exposed or written; secrets and ssh agent sockets are
 //!   staged per step outside every snapshot (`cache_mount`, `ssh_forward`).
+//! - A lookup that misses the store asks the caches imported with `--cache-from`
+//!   ([`crate::cache_remote::ImportedCache`]), which fetch only that record's missing layers.
 
 mod cache_mount;
 mod context_source;
