@@ -4,7 +4,7 @@
 #
 # usage: bench/run.sh [-p "PEER ..."] [-c "CASE ..."] [-n COLD_RUNS] [-w WARM_RUNS] [-o OUTDIR]
 #   peers: strata plus any peer of ../shared/bench/lib.sh (default: strata docker-bk buildah-overlay-oci)
-#   cases: a b c d f e (default, in that order; e-push is skipped: Strata has no push yet)
+#   cases: a b c d f e e-push (default, in that order)
 #   COLD_RUNS (default 3) for a d e f, WARM_RUNS (default 5) for b c.
 #   OUTDIR default: bench/results/<UTC stamp>/ (runs.csv, summary.md, env.txt, failures.txt)
 #
@@ -16,7 +16,10 @@
 #      - a private root per cold run under $BENCH_STATE/strata-roots/<stamp>/ (all deleted only at
 #        the end, see SROOTS below); "cold" = new empty root, then `strata load -i $BENCH_STATE/base/busybox-docker.tar` + `strata tag busybox:latest
 #        127.0.0.1:5000/busybox:latest` (untimed), so the cases' BASE resolves locally
-#      - build: strata --root R build --progress plain --build-arg BASE=<same as peers> -f F -t T CTX
+#      - build: strata --root R build --progress plain --network none --build-arg BASE=<same as peers> -f F -t T CTX
+#        (--network none as the peers' command lines have it)
+#      - e-push: a fresh untimed build, then the timed `strata push` (gzip + upload) of a new tag;
+#        the pushed repository is deleted and the registry garbage-collected after each run
 #      - before each timed run: sync + wait until the machine is < 15 % busy (as run-peers.sh)
 #      - wall = date +%s%N around the command; peak RSS = GNU time %M (max process of the tree)
 #      - b/c: one untimed warm-up build first; c rewrites src/main.txt before each run
@@ -31,7 +34,7 @@ SHARED=${SHARED_BENCH:-$(cd "$MAIN/../shared/bench" && pwd)}
 source "$SHARED/lib.sh"
 
 PEERS="strata docker-bk buildah-overlay-oci"
-CASES="a b c d f e"
+CASES="a b c d f e e-push"
 COLD_RUNS=3
 WARM_RUNS=5
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -92,7 +95,7 @@ strata_reset() {  # CASE RUN -> cold state: new empty root + the base image unde
 }
 
 strata_build_cmd() {  # Dockerfile ctx tag
-  BUILD_CMD=("$STRATA" --root "$SROOT" build --progress plain --build-arg "BASE=$BASE_REF" -f "$1" -t "$3" "$2")
+  BUILD_CMD=("$STRATA" --root "$SROOT" build --progress plain --network none --build-arg "BASE=$BASE_REF" -f "$1" -t "$3" "$2")
 }
 
 strata_timed() {  # CASE RUN LOG
@@ -124,7 +127,8 @@ strata_case() {
     d) df=$SHARED/cases/multistage/Dockerfile; ctx=$CTX_EMPTY; img=bench/multistage ;;
     e) df=$SHARED/cases/biglayer/Dockerfile; ctx=$CTX_EMPTY; img=bench/biglayer ;;
     f) df=$SHARED/cases/manyrun/Dockerfile; ctx=$CTX_EMPTY; img=bench/manyrun ;;
-    *) say "strata: case $c not supported (no push yet)"; return 1 ;;
+    e-push) df=$SHARED/cases/biglayer/Dockerfile; ctx=$CTX_EMPTY; img=bench/biglayer ;;
+    *) say "strata: unknown case $c"; return 1 ;;
   esac
   case $c in b|c) n=$WARM_RUNS ;; *) n=$COLD_RUNS ;; esac
   "$SHARED/gen-context.sh" "$CTX_APP" >/dev/null   # restores src/main.txt
@@ -141,8 +145,19 @@ strata_case() {
       a|d|e|f) strata_reset "$c" "$i" || { say "strata reset failed"; return 1; }
                strata_build_cmd "$df" "$ctx" "$img:strata" ;;
       c) printf 'main source file, revision %s %s %s\n' strata "$i" "$(date +%s%N)" > "$CTX_APP/src/main.txt" ;;
+      e-push)  # as run-peers.sh: a fresh build (untimed), then the timed push (gzip + upload)
+        strata_reset "$c" "$i" || { say "strata reset failed"; return 1; }
+        strata_build_cmd "$df" "$ctx" "$img:strata"
+        "${BUILD_CMD[@]}" > "$LOGDIR/strata-$c-$i-build.log" 2>&1 || { say "strata e-push: build failed"; return 1; }
+        "$STRATA" --root "$SROOT" tag "$img:strata" "$REGISTRY_ADDR/bench-push/strata:run$i" || return 1
+        BUILD_CMD=("$STRATA" --root "$SROOT" push "$REGISTRY_ADDR/bench-push/strata:run$i") ;;
     esac
-    strata_timed "$c" "$i" "$log" || return 1
+    strata_timed "$c" "$i" "$log"; local rc=$?
+    if [[ $c == e-push ]]; then  # as run-peers.sh: no blob is reused by the next push
+      rm -rf "$STATE/registry/data/docker/registry/v2/repositories/bench-push"
+      docker-registry garbage-collect "$STATE/registry/config.yml" >/dev/null 2>&1 || say "registry gc failed"
+    fi
+    ((rc == 0)) || return 1
   done
   "$SHARED/gen-context.sh" "$CTX_APP" >/dev/null
 }
@@ -182,11 +197,11 @@ rm -rf "$SROOTS"   # after everything was timed (see SROOTS above)
     if (!($2 in seenc)) seenc[$2] = 1
     if ($5 != 0) fail[k] = 1; else vals[k] = vals[k] " " $4 }
   END {
-    split("a b c d e f", order, " ")
+    split("a b c d e e-push f", order, " ")
     hdr = "| case | strata s |"; sep = "|---|---|"
     for (j = 1; j <= np; j++) { hdr = hdr " " peers[j] " s | " peers[j] " / strata |"; sep = sep "---|---|" }
     print hdr; print sep
-    for (o = 1; o <= 6; o++) { c = order[o]; if (!(c in seenc)) continue
+    for (o = 1; o <= 7; o++) { c = order[o]; if (!(c in seenc)) continue
       ks = c SUBSEP "strata"; st = (ks in fail) ? "FAIL" : ((ks in vals) ? sprintf("%.2f", median(vals[ks])) : "-")
       line = "| " c " | " st " |"
       for (j = 1; j <= np; j++) { k = c SUBSEP peers[j]
