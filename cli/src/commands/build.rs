@@ -817,7 +817,9 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
         mode == Mode::Quiet,
     )?;
     // Pushed layers are compressed, so the pushed manifest is the image's digest then.
-    let image_digest = pushed.first().map_or(exported.manifest, |p| p.manifest.digest);
+    let image_digest = pushed
+        .first()
+        .map_or(exported.manifest, |p| p.manifest.digest);
     if let Some(path) = &args.metadata_file {
         let metadata = serde_json::json!({
             "containerimage.digest": image_digest.to_string(),

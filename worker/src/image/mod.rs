@@ -45,12 +45,12 @@ pub use config::{from_oci_config, to_oci_config};
 pub use details::{host_platform, read_image, target_descriptor, ReadError, StoredImage};
 pub use export::{export_image, ExportError, ExportOptions, ExportedImage};
 pub use load::{load_archive, load_layout, LoadError, LoadedImage};
+pub use names::{familiar_name, find_image, normalize_name, normalize_tag, NameError};
+pub use pull::{pull_and_unpack, pull_image, PullError, PulledImage};
+pub use push::{push_image, PushError, PushOptions, PushedImage};
 pub use rootfs_export::{
     export_rootfs_dir, export_rootfs_tar, RootfsExportError, RootfsExportStats,
 };
-pub use pull::{pull_and_unpack, pull_image, PullError, PulledImage};
-pub use push::{push_image, PushError, PushOptions, PushedImage};
-pub use names::{familiar_name, find_image, normalize_name, normalize_tag, NameError};
 pub use save::{
     compress_image_layers, save_images, ArchiveFormat, CompressionOptionError, LayerCompression,
     LayeredBlobs, SaveError, SaveImage, SaveOptions, ScratchLayout,
