@@ -101,7 +101,7 @@ pub struct LayerCompression {
 }
 
 impl Default for LayerCompression {
-    /// gzip at level 6, not forced: BuildKit's default.
+    /// gzip at the default level ([`strata_oci::compression::DEFAULT_GZIP_LEVEL`]), not forced.
     fn default() -> Self {
         LayerCompression {
             compression: Compression::gzip(),
