@@ -451,22 +451,60 @@ struct Done {
 }
 
 /// One libdeflate compressor: a block in, one whole gzip member out.
-struct BlockCompressor(libdeflater::Compressor);
+///
+/// Incompressible blocks (random or already-compressed data) are stored, not deflated:
+/// a level-1 probe of the block's first [`PROBE`] bytes decides, as pgzip and klauspost's
+/// encoders skip such data — deflating them costs the full CPU price for no smaller output.
+/// The choice depends only on the bytes, so the output stays deterministic.
+struct BlockCompressor {
+    deflate: libdeflater::Compressor,
+    probe: libdeflater::Compressor,
+    store: libdeflater::Compressor,
+    scratch: Vec<u8>,
+}
+
+/// Bytes of a block the incompressibility probe looks at.
+const PROBE: usize = 32 * 1024;
 
 impl BlockCompressor {
     fn new(level: u32) -> Self {
         // Levels 0..=9 were checked; libdeflate accepts 0..=12.
         let level = libdeflater::CompressionLvl::new(level as i32).unwrap_or_default();
-        BlockCompressor(libdeflater::Compressor::new(level))
+        let fixed = |n| libdeflater::CompressionLvl::new(n).unwrap_or_default();
+        BlockCompressor {
+            deflate: libdeflater::Compressor::new(level),
+            probe: libdeflater::Compressor::new(fixed(1)),
+            store: libdeflater::Compressor::new(fixed(0)),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Whether deflate would save under 2 % of `data` (judged on its first bytes).
+    fn incompressible(&mut self, data: &[u8]) -> bool {
+        if data.len() < 2 * PROBE {
+            return false;
+        }
+        let sample = &data[..PROBE];
+        self.scratch
+            .resize(self.probe.deflate_compress_bound(PROBE), 0);
+        match self.probe.deflate_compress(sample, &mut self.scratch) {
+            Ok(written) => written * 50 > PROBE * 49,
+            Err(_) => false,
+        }
     }
 
     /// Replaces `output` with `data` as one gzip member.
     fn member(&mut self, data: &[u8], output: &mut Vec<u8>) -> io::Result<()> {
-        let bound = self.0.gzip_compress_bound(data.len());
+        let stored = self.incompressible(data);
+        let compressor = if stored {
+            &mut self.store
+        } else {
+            &mut self.deflate
+        };
+        let bound = compressor.gzip_compress_bound(data.len());
         output.clear();
         output.resize(bound, 0);
-        let written = self
-            .0
+        let written = compressor
             .gzip_compress(data, output)
             .map_err(|e| io::Error::other(format!("gzip block compression failed: {e:?}")))?;
         output.truncate(written);
@@ -767,6 +805,37 @@ mod tests {
             let out = gzip(&data, 3, 70_000);
             assert_eq!(gunzip(&out), data, "len {len}");
         }
+    }
+
+    #[test]
+    fn incompressible_blocks_are_stored_and_text_is_still_deflated() {
+        // Random bytes (xorshift) are judged incompressible and text is not; a stream of
+        // both round-trips, the text part deflated.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut data: Vec<u8> = (0..2 * GZIP_BLOCK_SIZE)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let mut blocks = BlockCompressor::new(6);
+        assert!(blocks.incompressible(&data[..GZIP_BLOCK_SIZE]));
+        assert!(!blocks.incompressible(&sample(GZIP_BLOCK_SIZE)));
+        let random = gzip(&data, 2, 1 << 20);
+        assert!(
+            random.len() < data.len() + data.len() / 100,
+            "{}",
+            random.len()
+        );
+        data.extend(sample(GZIP_BLOCK_SIZE));
+        let mixed = gzip(&data, 2, 1 << 20);
+        assert!(
+            mixed.len() < random.len() + GZIP_BLOCK_SIZE / 2,
+            "text was stored"
+        );
+        assert_eq!(gunzip(&mixed), data);
     }
 
     #[test]
