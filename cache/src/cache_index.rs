@@ -15,6 +15,7 @@
 //! under the gc lock, so they cannot be pruned between the lookup and their use.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -255,13 +256,23 @@ impl<'a> CacheIndex<'a> {
                 .chain(record.value.blobs.iter().copied().map(Resource::Blob));
             lease.add_locked(resources)?;
         }
-        self.store
+        // Last-used times only order pruning, so one within the hour is kept as is: a
+        // rebuild that changes nothing then writes nothing at exit.
+        let now = now_millis();
+        let granularity = self
+            .store
             .inner
-            .touched
-            .lock()
-            .expect("touched set poisoned")
-            .cache
-            .insert(*key, now_millis());
+            .last_used_granularity_ms
+            .load(Ordering::Relaxed);
+        if now.saturating_sub(to_millis(record.last_used)) >= granularity {
+            self.store
+                .inner
+                .touched
+                .lock()
+                .expect("touched set poisoned")
+                .cache
+                .insert(*key, now);
+        }
         Ok(Some(record))
     }
 

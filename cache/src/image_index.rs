@@ -224,6 +224,18 @@ impl<'a> Images<'a> {
                     });
                 }
             }
+            // Tagging a name with the image it already names changes nothing: no write, no
+            // index rewrite (a no-op rebuild's tag).
+            {
+                let tx = self.store.inner.db.read()?;
+                let table = tx.open_table(IMAGES).op("open images table")?;
+                if let Some(old) = table.get(name).op("read image")? {
+                    let old = ImageRecord::decode(name, old.value())?;
+                    if old.target == *target {
+                        return Ok(Some(old));
+                    }
+                }
+            }
             let tx = self.store.inner.db.write()?;
             let previous = {
                 let mut table = tx.open_table(IMAGES).op("open images table")?;

@@ -73,7 +73,12 @@ pub(crate) struct Inner {
     pub touched: Mutex<Touched>,
     /// This kernel's boot id (unsynced snapshot marks carry it).
     pub boot_id: String,
+    /// How stale a cache record's last-used time may get before a lookup rewrites it.
+    pub last_used_granularity_ms: std::sync::atomic::AtomicU64,
 }
+
+/// Default of [`Store::set_last_used_granularity`]: last-used times only order pruning.
+const LAST_USED_GRANULARITY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -119,6 +124,9 @@ impl Store {
                 leases: Mutex::new(LeaseTable::default()),
                 touched: Mutex::new(Touched::default()),
                 boot_id: crate::durable::boot_id(),
+                last_used_granularity_ms: std::sync::atomic::AtomicU64::new(
+                    LAST_USED_GRANULARITY.as_millis() as u64,
+                ),
             }),
         };
         store.snapshots().recover().map_err(Box::new)?;
@@ -197,6 +205,15 @@ impl Store {
     /// Removes unused data; see [`PruneOptions`].
     pub fn prune(&self, options: &PruneOptions) -> Result<PruneReport, GcError> {
         crate::gc::prune(self, options)
+    }
+
+    /// How stale a cache record's last-used time may get before a lookup rewrites it
+    /// (default one hour): a rebuild that hits records used within it writes nothing.
+    pub fn set_last_used_granularity(&self, granularity: std::time::Duration) {
+        let ms = u64::try_from(granularity.as_millis()).unwrap_or(u64::MAX);
+        self.inner
+            .last_used_granularity_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Writes the last-used times recorded by lookups (one transaction) and makes unsynced

@@ -264,7 +264,14 @@ fn cache_records_round_trip_and_reference_only_what_exists() {
     let held = build.resources();
     assert_eq!(held.len(), 2, "{held:?}");
 
-    // Last-used times are written by flush.
+    // A lookup soon after the last use writes nothing...
+    std::thread::sleep(Duration::from_millis(5));
+    store.cache().get(&key(7), None).unwrap();
+    store.flush().unwrap();
+    let unchanged = store.cache().get(&key(7), None).unwrap().unwrap();
+    assert_eq!(unchanged.last_used, stored.last_used);
+    // ...and one past the granularity is written by flush.
+    store.set_last_used_granularity(Duration::from_millis(1));
     std::thread::sleep(Duration::from_millis(5));
     store.cache().get(&key(7), None).unwrap();
     store.flush().unwrap();
@@ -574,7 +581,9 @@ fn prune_removes_garbage_and_old_records_but_never_images_or_leases() {
 fn prune_keep_storage_removes_least_recently_used_first() {
     let f = prune_fixture("prune-keep");
     let store = &f.store;
-    // Use the old record now: the "new" one becomes the least recently used.
+    // Use the old record now: the "new" one becomes the least recently used (at a
+    // granularity finer than the test's timeline).
+    store.set_last_used_granularity(Duration::ZERO);
     store.cache().get(&key(1), None).unwrap();
     store.flush().unwrap();
     // An unreachable budget removes only garbage (the loose snapshot and blob).
