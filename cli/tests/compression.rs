@@ -125,7 +125,10 @@ fn output_compression_options_choose_the_layer_codecs() {
     );
     let fast = layers(&archive("gzip-1"));
     assert_eq!(kinds(&fast), ["tar+gzip", "tar+gzip", "tar+gzip"]);
-    assert_ne!(fast[1].1, default[1].1, "level 1 gave the default level's bytes");
+    assert_ne!(
+        fast[1].1, default[1].1,
+        "level 1 gave the default level's bytes"
+    );
 
     // Real decoders read the layers back.
     assert_eq!(
