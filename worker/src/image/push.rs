@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use strata_cache::{CacheKey, CacheValue, Lease, Store};
 use strata_oci::compression::{self, Encoder};
-use strata_oci::digest::HashingWriter;
 use strata_oci::registry::{Client, Reference, ReferenceError, RegistryError};
 use strata_oci::{media_type, Compression, CompressionKind, Descriptor, Digest, Platform};
 use tokio::sync::Semaphore;
@@ -365,16 +364,18 @@ pub(crate) fn compressed_layer(
         source: Box::new(source),
     })?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut encoder = Encoder::new(HashingWriter::new(writer), compression, threads)
-        .map_err(|e| fail(io::Error::other(e)))?;
+    let mut encoder =
+        Encoder::new(writer, compression, threads).map_err(|e| fail(io::Error::other(e)))?;
     io::copy(&mut plain, &mut encoder).map_err(fail)?;
-    let (writer, new_digest, size) = encoder.finish().map_err(fail)?.finish();
-    blobs
-        .commit(writer, &new_digest, size)
+    let writer = encoder.finish().map_err(fail)?;
+    // The store hashes what it writes: that digest names the compressed layer.
+    let stored = blobs
+        .commit_computed(writer)
         .map_err(|source| PushError::Store {
             digest,
             source: Box::new(source),
         })?;
+    let (new_digest, size) = (stored.digest, stored.size);
     let descriptor = Descriptor::new(compression.oci_layer_media_type(), new_digest, size);
     let value = CacheValue {
         snapshot: None,

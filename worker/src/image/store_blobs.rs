@@ -208,14 +208,21 @@ impl StoreBlobWriter {
         })
     }
 
-    /// Ends the blob and waits for the store to hold it; checks it against `expected`.
-    fn finish(mut self, expected: &Digest, size: u64) -> Result<(BlobInfo, Lease), StoreBlobError> {
+    /// Ends the blob and waits for the store to hold it; its digest is the one the store
+    /// computed while writing it.
+    fn finish_computed(mut self) -> Result<(BlobInfo, Lease), StoreBlobError> {
         self.flush_chunk()?;
         self.send(Message::End)?;
         let (result, lease) = self.join()?;
         let info = result.map_err(|source| StoreBlobError::Ingest {
             source: Box::new(source),
         })?;
+        Ok((info, lease))
+    }
+
+    /// Ends the blob and waits for the store to hold it; checks it against `expected`.
+    fn finish(self, expected: &Digest, size: u64) -> Result<(BlobInfo, Lease), StoreBlobError> {
+        let (info, lease) = self.finish_computed()?;
         if info.digest != *expected || info.size != size {
             return Err(StoreBlobError::Mismatch {
                 expected: *expected,
@@ -269,6 +276,18 @@ impl StoreBlobs<'_> {
         size: u64,
     ) -> Result<BlobInfo, StoreBlobError> {
         let (info, thread_lease) = writer.finish(digest, size)?;
+        self.keep(info, thread_lease)
+    }
+
+    /// Completes a blob whose digest the caller does not know yet (one this process made,
+    /// such as a compressed layer): the store's own hash while writing names it, so the
+    /// bytes are hashed once. Leases it.
+    pub fn commit_computed(&self, writer: StoreBlobWriter) -> Result<BlobInfo, StoreBlobError> {
+        let (info, thread_lease) = writer.finish_computed()?;
+        self.keep(info, thread_lease)
+    }
+
+    fn keep(&self, info: BlobInfo, thread_lease: Lease) -> Result<BlobInfo, StoreBlobError> {
         // Take the caller's lease before the thread's one ends, so the blob is never
         // unprotected.
         self.lease
