@@ -154,6 +154,22 @@ fn fields(spec: &str) -> Result<Fields<'_>, CacheSpecError> {
 }
 
 impl Fields<'_> {
+    /// Whether the type is `local` (else `registry`), with the hint listing its fields.
+    fn location(
+        &self,
+        local_hint: &'static str,
+        registry_hint: &'static str,
+    ) -> Result<(bool, &'static str), CacheSpecError> {
+        match self.kind.as_str() {
+            "local" => Ok((true, local_hint)),
+            "registry" => Ok((false, registry_hint)),
+            other => Err(CacheSpecError::Type {
+                spec: self.spec.into(),
+                reason: format!("cache type {other:?} is not supported"),
+            }),
+        }
+    }
+
     fn unknown(&self, field: &str, hint: &'static str) -> CacheSpecError {
         CacheSpecError::Field {
             spec: self.spec.into(),
@@ -190,17 +206,10 @@ impl CacheTo {
         let f = fields(spec)?;
         let mut mode = CacheMode::Min;
         let (mut dest, mut tag, mut reference) = (None, None, None);
-        let hint = match f.kind.as_str() {
-            "local" => " (type=local takes dest=, tag=, mode=)",
-            "registry" => " (type=registry takes ref=, mode=)",
-            other => {
-                return Err(CacheSpecError::Type {
-                    spec: spec.into(),
-                    reason: format!("cache type {other:?} is not supported"),
-                })
-            }
-        };
-        let local = f.kind == "local";
+        let (local, hint) = f.location(
+            " (type=local takes dest=, tag=, mode=)",
+            " (type=registry takes ref=, mode=)",
+        )?;
         for &(k, v) in &f.pairs {
             match k {
                 "mode" => {
@@ -240,17 +249,10 @@ impl CacheFrom {
     pub fn parse(spec: &str) -> Result<CacheFrom, CacheSpecError> {
         let f = fields(spec)?;
         let (mut src, mut tag, mut reference) = (None, None, None);
-        let hint = match f.kind.as_str() {
-            "local" => " (type=local takes src=, tag=)",
-            "registry" => " (type=registry takes ref=)",
-            other => {
-                return Err(CacheSpecError::Type {
-                    spec: spec.into(),
-                    reason: format!("cache type {other:?} is not supported"),
-                })
-            }
-        };
-        let local = f.kind == "local";
+        let (local, hint) = f.location(
+            " (type=local takes src=, tag=)",
+            " (type=registry takes ref=)",
+        )?;
         for &(k, v) in &f.pairs {
             match k {
                 "src" if local => src = Some(PathBuf::from(v)),
