@@ -61,34 +61,8 @@ command -v buildah >/dev/null || die "buildah not installed"
 
 # ---------------------------------------------------------------- 1. context
 CTX=$STATE/ctx
-if [[ ! -f $CTX/.complete ]]; then
-  say "making the 500 MB context from /usr"
-  rm -rf "$CTX"; mkdir -p "$CTX/data"
-  find /usr/lib /usr/share /usr/bin -xdev -type f -size -64M -print0 2>/dev/null | sort -z |
-    python3 -c '
-import os, shutil, sys
-total, limit, dest = 0, int(sys.argv[1]), sys.argv[2]
-for raw in sys.stdin.buffer.read().split(b"\0"):
-    if not raw or total >= limit:
-        continue
-    src = raw.decode("utf-8", "surrogateescape")
-    try:
-        size = os.path.getsize(src)
-    except OSError:
-        continue
-    if total + size > limit:
-        # The last file is cut so the layer holds exactly `limit` bytes of data.
-        size = limit - total
-    out = os.path.join(dest, src.lstrip("/"))
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(src, "rb") as f, open(out, "wb") as g:
-        g.write(f.read(size))
-    total += size
-print(total)
-' "$TOTAL" "$CTX/data" > "$CTX/.bytes" || die "context copy failed"
-  printf 'FROM scratch\nCOPY data/ /data/\n' > "$CTX/Dockerfile"
-  touch "$CTX/.complete"
-fi
+[[ -f $CTX/.complete ]] || say "making the 500 MB context from /usr"
+"$HERE/usr-context.sh" "$CTX" "$TOTAL" || die "context copy failed"
 say "context: $(cat "$CTX/.bytes") bytes in $(find "$CTX/data" -type f | wc -l) files"
 
 # ---------------------------------------------------------------- 2. images (untimed)
