@@ -72,15 +72,8 @@ say "buildah bud"
 "${BAH[@]}" bud --layers -t cmpbench -f "$CTX/Dockerfile" "$CTX" >/dev/null || die "buildah bud failed"
 
 # ---------------------------------------------------------------- 3. timed exports
-sys_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat; }
-wait_quiet() {
-  local i b0 t0 b1 t1
-  for ((i = 0; i < ${QUIET_MAX:-120}; i++)); do
-    read -r b0 t0 < <(sys_busy); sleep 1; read -r b1 t1 < <(sys_busy)
-    (( (b1 - b0) * 100 < 15 * (t1 - t0) )) && return 0
-  done
-  say "machine still busy after ${QUIET_MAX:-120} s; measuring anyway"
-}
+QUIET_MAX=${QUIET_MAX:-120}
+source "$HERE/lib.sh"  # wait_quiet
 echo "tool,codec,run,wall_s,cpu_s,out_bytes,mb_per_s" > "$CSV"
 OUT=$STATE/out
 timed() {  # tool codec run cmd...

@@ -55,15 +55,7 @@ fi
 "$SHARED/gen-context.sh" "$CTX" >/dev/null
 echo "peer,scenario,run,wall_s,rc,peak_rss_kb,copy_step_s" > "$CSV"
 
-busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat; }
-wait_quiet() {  # until < 15 % busy over one second, at most 180 s
-  local t0 b0 a0 b1 a1; t0=$(date +%s)
-  while :; do
-    read -r b0 a0 < <(busy); sleep 1; read -r b1 a1 < <(busy)
-    (( (b1 - b0) * 100 / (a1 - a0 > 0 ? a1 - a0 : 1) < 15 || $(date +%s) - t0 >= 180 )) && break
-    sleep 2
-  done
-}
+source "$HERE/lib.sh"  # wait_quiet
 
 # timed PEER SCENARIO RUN LOG CMD...: one measured command, appended to the CSV
 timed() {

@@ -104,15 +104,8 @@ check_pushed() {
 }
 
 # ---------------------------------------------------------------- 3. timed
-sys_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat; }
-wait_quiet() {
-  local i b0 t0 b1 t1
-  for ((i = 0; i < 60; i++)); do
-    read -r b0 t0 < <(sys_busy); sleep 1; read -r b1 t1 < <(sys_busy)
-    (( (b1 - b0) * 100 < 15 * (t1 - t0) )) && return 0
-  done
-  say "machine still busy after 60 s; measuring anyway"
-}
+QUIET_MAX=${QUIET_MAX:-60}
+source "$HERE/lib.sh"  # wait_quiet
 echo "tool,direction,run,wall_s,cpu_s,mb_per_s" > "$CSV"
 timed() {  # tool direction run cmd...
   local tool=$1 dir=$2 run=$3; shift 3

@@ -73,20 +73,7 @@ for p in $PEERS; do if [[ $p == strata ]]; then want_strata=1; else others+="$p 
 [[ -s $CSV ]] || echo "peer,case,run,wall_s,rc,builder_peak_rss_kb,cli_peak_rss_kb,dockerd_peak_rss_kb,containerd_peak_rss_kb,cpu_s,sys_busy_cpu_s,pre_busy_pct,quiet_wait_s" > "$CSV"
 
 # ------------------------------------------------------------------ Strata (same method as run-peers.sh)
-sys_busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-sys_total_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat; }
-QUIET_PCT=${QUIET_PCT:-15}; QUIET_MAX=${QUIET_MAX:-180}
-PRE_BUSY=0; QUIET_WAIT=0
-wait_quiet() {
-  local t0 b0 a0 b1 a1; t0=$(date +%s); QUIET_WAIT=0
-  while :; do
-    b0=$(sys_busy_ticks); a0=$(sys_total_ticks); sleep 1; b1=$(sys_busy_ticks); a1=$(sys_total_ticks)
-    PRE_BUSY=$(( (b1 - b0) * 100 / (a1 - a0 > 0 ? a1 - a0 : 1) ))
-    QUIET_WAIT=$(( $(date +%s) - t0 ))
-    (( PRE_BUSY < QUIET_PCT || QUIET_WAIT >= QUIET_MAX )) && break
-    sleep 2
-  done
-}
+source "$HERE/lib.sh"  # wait_quiet, sys_busy_ticks, PRE_BUSY, QUIET_WAIT
 
 strata_reset() {  # CASE RUN -> cold state: new empty root + the base image under the cases' name
   SROOT=$SROOTS/$1-$2; mkdir -p "$SROOT"
