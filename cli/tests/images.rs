@@ -200,6 +200,38 @@ fn saved_archives_are_read_by_skopeo_podman_and_strata() {
     );
     assert_eq!(ok(&other, &["images", "-q", "--no-trunc"]).trim(), id);
 
+    // Layers converted on the way out: streamed into a file's entries, or through a scratch
+    // directory into a pipe — the same archive either way.
+    let zstd = tmp.0.join("saved-zstd.tar");
+    let args = [
+        "save",
+        "--format",
+        "oci",
+        "--compression",
+        "zstd",
+        "--force-compression",
+    ];
+    ok(&root, &[&args[..], &["-o", arg(&zstd), "busybox"]].concat());
+    let piped = strata(&root, &[&args[..], &["busybox"]].concat());
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    assert!(
+        piped.stdout == std::fs::read(&zstd).unwrap(),
+        "file and pipe differ"
+    );
+    let raw = tool(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci-archive:{}", arg(&zstd))],
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    assert_eq!(manifest["config"]["digest"], id);
+    let zstd_root = tmp.0.join("zstd-root");
+    ok(&zstd_root, &["load", "-i", arg(&zstd)]);
+    assert_eq!(ok(&zstd_root, &["images", "-q", "--no-trunc"]).trim(), id);
+
     // A missing image saves nothing and leaves no file.
     let none = tmp.0.join("none.tar");
     let out = strata(&root, &["save", "-o", arg(&none), "busybox", "nothing"]);

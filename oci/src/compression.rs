@@ -1,24 +1,27 @@
-//! Layer compression: gzip (parallel, deterministic), zstd (multithreaded), or none.
+//! Layer compression: gzip or zstd (both parallel and deterministic), or none.
 //!
 //! Compression is the slowest stage of writing a layer (sha256 runs at ~1.5 GB/s, a level 6
-//! deflate at 40–100 MB/s per core), so both codecs use several threads:
+//! deflate at 40–100 MB/s per core, zstd level 3 at ~250 MB/s per core), so both codecs
+//! cut the input into fixed-size blocks and compress each on a worker thread into a
+//! self-contained unit of the format ([`BlockEncoder`]); the layer is the concatenation:
 //!
-//! - **gzip**: [`ParallelGzipEncoder`] cuts the input into 1 MiB blocks and compresses each
-//!   on a worker thread into a gzip member of its own, with libdeflate (whole-buffer
-//!   compression, 2.5× zlib-rs's speed at level 6 on layer-like data, ratio within 2 %).
-//!   The layer is the concatenation of the members: RFC 1952 allows it, and every layer
-//!   reader (Go's `compress/gzip` in containerd, Docker, skopeo, podman; `gzip -d`; pigz)
-//!   reads all members — eStargz layers are built the same way. pigz's alternative, one
-//!   member of dictionary-primed blocks, needs a streaming deflater (zlib), which is the
-//!   slow part this avoids.
-//! - **zstd**: libzstd's own worker threads (`ZSTD_c_nbWorkers`) on fixed 2 MiB jobs, with a
-//!   content checksum.
+//! - **gzip**: one gzip member per 1 MiB block, with libdeflate (whole-buffer compression,
+//!   2.5× zlib-rs's speed at level 6 on layer-like data, ratio within 2 %). RFC 1952 allows
+//!   concatenated members, and every layer reader (Go's `compress/gzip` in containerd,
+//!   Docker, skopeo, podman; `gzip -d`; pigz) reads all of them — eStargz layers are built
+//!   the same way. pigz's alternative, one member of dictionary-primed blocks, needs a
+//!   streaming deflater (zlib), which is the slow part this avoids.
+//! - **zstd**: one zstd frame (with content size and checksum) per 4 MiB block, by libzstd's
+//!   single-threaded compressor. RFC 8878 streams are sequences of frames, and every reader
+//!   (klauspost's decoder in containerd and skopeo, `zstd -d`, libzstd's streaming API)
+//!   decodes them as one. libzstd's own multithreaded mode was 1.3 CPU-s slower on a 500 MB
+//!   layer (its jobs overlap to share the window and the calling thread copies every byte
+//!   into them); independent 4 MiB frames cost 0.5 % of output size instead.
 //!
-//! Output bytes depend only on the input and the level, never on the thread count or
-//! timing (the gzip block size and the zstd job size are fixed; zstd always runs in its multithreaded mode, whose
-//! output is the same for any number of workers), so a layer's digest is reproducible
-//! across machines. Both encoders start their own threads; none of them touch a rayon pool,
-//! so a caller may run a whole layer write as one rayon (or `spawn_blocking`) task.
+//! Output bytes depend only on the input and the level, never on the thread count, the
+//! write sizes or timing (the block sizes are fixed), so a layer's digest is reproducible
+//! across machines. The encoder starts its own threads and never touches a rayon pool, so
+//! a caller may run a whole layer write as one rayon (or `spawn_blocking`) task.
 //!
 //! [`decompress`] sniffs the magic bytes of a stream and returns a reader of the plain data.
 
@@ -38,8 +41,9 @@ pub const DEFAULT_GZIP_LEVEL: u32 = 4;
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// Size of the independently compressed gzip blocks. Fixed: changing it changes digests.
 pub const GZIP_BLOCK_SIZE: usize = 1 << 20;
-/// Size of zstd's multithreaded jobs. Fixed: changing it changes digests.
-pub const ZSTD_JOB_SIZE: u32 = 2 << 20;
+/// Size of the independently compressed zstd blocks (one frame each). Fixed: changing it
+/// changes digests.
+pub const ZSTD_BLOCK_SIZE: usize = 4 << 20;
 
 /// Errors setting up a compressor.
 #[derive(Debug, thiserror::Error)]
@@ -217,68 +221,51 @@ pub struct Encoder<W: Write> {
 
 enum EncoderInner<W: Write> {
     Plain(W),
-    Gzip(ParallelGzipEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Blocks(Box<BlockEncoder<W>>),
 }
 
 impl<W: Write> fmt::Debug for Encoder<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let codec = match self.inner {
+        let codec = match &self.inner {
             EncoderInner::Plain(_) => "none",
-            EncoderInner::Gzip(_) => "gzip",
-            EncoderInner::Zstd(_) => "zstd",
+            EncoderInner::Blocks(e) => e.codec.name(),
         };
         f.debug_struct("Encoder").field("codec", &codec).finish()
     }
 }
 
 impl<W: Write> Encoder<W> {
-    /// Starts compressing into `out` with up to `threads` worker threads (0 or 1: gzip
-    /// compresses on the calling thread, zstd uses one worker). The output does not depend
-    /// on `threads`.
+    /// Starts compressing into `out` with up to `threads` worker threads (0 or 1: compress
+    /// on the calling thread). The output does not depend on `threads`.
     pub fn new(out: W, compression: Compression, threads: usize) -> Result<Self, CompressionError> {
-        let inner = match compression {
-            Compression::None => EncoderInner::Plain(out),
-            Compression::Gzip { level } => {
-                EncoderInner::Gzip(ParallelGzipEncoder::new(out, level, threads)?)
+        let codec = match compression {
+            Compression::None => {
+                return Ok(Encoder {
+                    inner: EncoderInner::Plain(out),
+                })
             }
-            Compression::Zstd { level } => {
-                let range = zstd::compression_level_range();
-                if !range.contains(&level) {
-                    return Err(CompressionError::InvalidLevel {
-                        codec: "zstd",
-                        level: level.into(),
-                        min: (*range.start()).into(),
-                        max: (*range.end()).into(),
-                    });
-                }
-                let init = |source| CompressionError::Init {
-                    codec: "zstd",
-                    source,
-                };
-                let mut encoder = zstd::stream::write::Encoder::new(out, level).map_err(init)?;
-                // Always the multithreaded mode, even for one worker: its output differs
-                // from the single-threaded mode's but not between worker counts.
-                let workers = u32::try_from(threads.clamp(1, 64)).unwrap_or(1);
-                encoder.multithread(workers).map_err(init)?;
-                // A fixed job size keeps the bytes independent of the defaults of the
-                // libzstd version; 2 MiB jobs keep both cores busy on small layers too.
-                encoder
-                    .set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))
-                    .map_err(init)?;
-                encoder.include_checksum(true).map_err(init)?;
-                EncoderInner::Zstd(encoder)
-            }
+            Compression::Gzip { level } => BlockCodec::gzip(level)?,
+            Compression::Zstd { level } => BlockCodec::zstd(level)?,
         };
-        Ok(Encoder { inner })
+        Ok(Encoder {
+            inner: EncoderInner::Blocks(Box::new(BlockEncoder::new(out, codec, threads)?)),
+        })
+    }
+
+    /// Compresses everything `reader` yields, reading straight into the encoder's blocks
+    /// (no intermediate buffer); returns the number of bytes read.
+    pub fn copy_from(&mut self, reader: &mut dyn Read) -> io::Result<u64> {
+        match &mut self.inner {
+            EncoderInner::Plain(w) => copy_in_large_reads(reader, w),
+            EncoderInner::Blocks(e) => e.copy_from(reader),
+        }
     }
 
     /// Flushes the codec's trailer and returns the inner writer.
     pub fn finish(self) -> io::Result<W> {
         match self.inner {
             EncoderInner::Plain(w) => Ok(w),
-            EncoderInner::Gzip(e) => e.finish(),
-            EncoderInner::Zstd(e) => e.finish(),
+            EncoderInner::Blocks(e) => (*e).finish(),
         }
     }
 }
@@ -287,27 +274,40 @@ impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.inner {
             EncoderInner::Plain(w) => w.write(buf),
-            EncoderInner::Gzip(e) => e.write(buf),
-            EncoderInner::Zstd(e) => e.write(buf),
+            EncoderInner::Blocks(e) => e.write(buf),
         }
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match &mut self.inner {
             EncoderInner::Plain(w) => w.write_all(buf),
-            EncoderInner::Gzip(e) => e.write_all(buf),
-            EncoderInner::Zstd(e) => e.write_all(buf),
+            EncoderInner::Blocks(e) => e.write_all(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.inner {
             EncoderInner::Plain(w) => w.flush(),
-            // A gzip flush would need a sync point and change the bytes; blocks are
-            // written as they complete, and `finish` writes the rest.
-            EncoderInner::Gzip(_) => Ok(()),
-            EncoderInner::Zstd(_) => Ok(()),
+            // Blocks are written as they complete and `finish` writes the rest; a flush
+            // point inside a block would change the bytes.
+            EncoderInner::Blocks(_) => Ok(()),
         }
+    }
+}
+
+/// `io::copy` with a 1 MiB buffer: layers run to hundreds of MB.
+fn copy_in_large_reads<W: Write + ?Sized>(reader: &mut dyn Read, out: &mut W) -> io::Result<u64> {
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0;
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.write_all(&buffer[..n])?;
+        total += n as u64;
     }
 }
 
@@ -397,30 +397,74 @@ impl<W: Write> Write for DecodingWriter<W> {
     }
 }
 
-/// A gzip writer that compresses fixed-size blocks on worker threads, each block one gzip
-/// member.
-///
-/// The output is a sequence of standard gzip members (header with `MTIME=0`, `OS=unknown`,
-/// one deflate stream, CRC-32 and length), one per [`GZIP_BLOCK_SIZE`] bytes of input, whose
-/// bytes depend only on the input and the level. Call [`ParallelGzipEncoder::finish`] to
-/// complete it; dropping it without finishing leaves the output truncated.
-pub struct ParallelGzipEncoder<W: Write> {
+/// What a [`BlockEncoder`] makes of each block: a gzip member or a zstd frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockCodec {
+    Gzip { level: u32 },
+    Zstd { level: i32 },
+}
+
+impl BlockCodec {
+    fn gzip(level: u32) -> Result<Self, CompressionError> {
+        if level > 9 {
+            return Err(CompressionError::InvalidLevel {
+                codec: "gzip",
+                level: level.into(),
+                min: 0,
+                max: 9,
+            });
+        }
+        Ok(BlockCodec::Gzip { level })
+    }
+
+    fn zstd(level: i32) -> Result<Self, CompressionError> {
+        let range = zstd::compression_level_range();
+        if !range.contains(&level) {
+            return Err(CompressionError::InvalidLevel {
+                codec: "zstd",
+                level: level.into(),
+                min: (*range.start()).into(),
+                max: (*range.end()).into(),
+            });
+        }
+        Ok(BlockCodec::Zstd { level })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            BlockCodec::Gzip { .. } => "gzip",
+            BlockCodec::Zstd { .. } => "zstd",
+        }
+    }
+
+    fn block_size(self) -> usize {
+        match self {
+            BlockCodec::Gzip { .. } => GZIP_BLOCK_SIZE,
+            BlockCodec::Zstd { .. } => ZSTD_BLOCK_SIZE,
+        }
+    }
+}
+
+/// A compressing writer that cuts its input into fixed-size blocks and compresses each on
+/// a worker thread into a self-contained unit: a gzip member (header with `MTIME=0`,
+/// `OS=unknown`, one deflate stream, CRC-32 and length) per [`GZIP_BLOCK_SIZE`] bytes, or
+/// a zstd frame (content size, checksum) per [`ZSTD_BLOCK_SIZE`] bytes. The bytes depend
+/// only on the input and the level. Call [`BlockEncoder::finish`] to complete the stream;
+/// dropping it without finishing leaves the output truncated.
+struct BlockEncoder<W: Write> {
     inner: W,
-    level: u32,
+    codec: BlockCodec,
+    block_size: usize,
+    /// The block being filled: always `block_size` long (zeroed once when allocated, so
+    /// reads can go straight into it), of which `filled` bytes are input.
     block: Vec<u8>,
+    filled: usize,
     next_index: u64,
     next_to_write: u64,
     backend: Backend,
-    spare: Vec<Vec<u8>>,
-}
-
-impl<W: Write> fmt::Debug for ParallelGzipEncoder<W> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ParallelGzipEncoder")
-            .field("level", &self.level)
-            .field("blocks", &self.next_index)
-            .finish_non_exhaustive()
-    }
+    /// Recycled blocks (full length) and output buffers.
+    spare_blocks: Vec<Vec<u8>>,
+    spare_outputs: Vec<Vec<u8>>,
 }
 
 enum Backend {
@@ -437,9 +481,11 @@ struct Pool {
     max_in_flight: usize,
 }
 
+/// Block `index`: its input is `data[..len]`.
 struct Job {
     index: u64,
     data: Vec<u8>,
+    len: usize,
     output: Vec<u8>,
 }
 
@@ -450,13 +496,21 @@ struct Done {
     output: Vec<u8>,
 }
 
-/// One libdeflate compressor: a block in, one whole gzip member out.
+/// One worker's compressor: a block in, one whole gzip member or zstd frame out.
+enum BlockCompressor {
+    Gzip(GzipBlocks),
+    Zstd(Box<zstd::bulk::Compressor<'static>>),
+}
+
+/// libdeflate compressors for gzip members.
 ///
 /// Incompressible blocks (random or already-compressed data) are stored, not deflated:
 /// a level-1 probe of the block's first [`PROBE`] bytes decides, as pgzip and klauspost's
 /// encoders skip such data — deflating them costs the full CPU price for no smaller output.
-/// The choice depends only on the bytes, so the output stays deterministic.
-struct BlockCompressor {
+/// The choice depends only on the bytes, so the output stays deterministic. (zstd needs no
+/// such probe: its match finder skips ahead fast on data without matches and it stores
+/// blocks raw by itself.)
+struct GzipBlocks {
     deflate: libdeflater::Compressor,
     probe: libdeflater::Compressor,
     store: libdeflater::Compressor,
@@ -466,12 +520,12 @@ struct BlockCompressor {
 /// Bytes of a block the incompressibility probe looks at.
 const PROBE: usize = 32 * 1024;
 
-impl BlockCompressor {
+impl GzipBlocks {
     fn new(level: u32) -> Self {
         // Levels 0..=9 were checked; libdeflate accepts 0..=12.
         let level = libdeflater::CompressionLvl::new(level as i32).unwrap_or_default();
         let fixed = |n| libdeflater::CompressionLvl::new(n).unwrap_or_default();
-        BlockCompressor {
+        GzipBlocks {
             deflate: libdeflater::Compressor::new(level),
             probe: libdeflater::Compressor::new(fixed(1)),
             store: libdeflater::Compressor::new(fixed(0)),
@@ -512,58 +566,77 @@ impl BlockCompressor {
     }
 }
 
-impl<W: Write> ParallelGzipEncoder<W> {
-    /// Starts a gzip stream into `out` at `level` (0–9) using `threads` workers (0 or 1:
-    /// compress on the calling thread).
-    pub fn new(out: W, level: u32, threads: usize) -> Result<Self, CompressionError> {
-        if level > 9 {
-            return Err(CompressionError::InvalidLevel {
-                codec: "gzip",
-                level: level.into(),
-                min: 0,
-                max: 9,
-            });
-        }
-        let backend = if threads <= 1 {
-            Backend::Inline(Box::new(BlockCompressor::new(level)))
-        } else {
-            Backend::Pool(Pool::start(level, threads.min(64)).map_err(|source| {
-                CompressionError::Init {
-                    codec: "gzip",
-                    source,
-                }
-            })?)
-        };
-        Ok(ParallelGzipEncoder {
-            inner: out,
-            level,
-            block: Vec::with_capacity(GZIP_BLOCK_SIZE),
-            next_index: 0,
-            next_to_write: 0,
-            backend,
-            spare: Vec::new(),
+impl BlockCompressor {
+    fn new(codec: BlockCodec) -> io::Result<Self> {
+        Ok(match codec {
+            BlockCodec::Gzip { level } => BlockCompressor::Gzip(GzipBlocks::new(level)),
+            BlockCodec::Zstd { level } => {
+                let mut zstd = zstd::bulk::Compressor::new(level)?;
+                zstd.include_checksum(true)?;
+                zstd.include_contentsize(true)?;
+                BlockCompressor::Zstd(Box::new(zstd))
+            }
         })
     }
 
-    fn take_buffer(&mut self) -> Vec<u8> {
-        self.spare
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(GZIP_BLOCK_SIZE))
+    /// Replaces `output` with `data` compressed as one self-contained unit.
+    fn compress(&mut self, data: &[u8], output: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            BlockCompressor::Gzip(gzip) => gzip.member(data, output),
+            BlockCompressor::Zstd(zstd) => {
+                output.clear();
+                // The capacity bounds the output; the bytes need no initialising.
+                output.reserve(zstd::zstd_safe::compress_bound(data.len()));
+                zstd.compress_to_buffer(data, output)?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl<W: Write> BlockEncoder<W> {
+    /// Starts a stream of `codec` units into `out` using `threads` workers (0 or 1:
+    /// compress on the calling thread).
+    fn new(out: W, codec: BlockCodec, threads: usize) -> Result<Self, CompressionError> {
+        let init = |source| CompressionError::Init {
+            codec: codec.name(),
+            source,
+        };
+        let backend = if threads <= 1 {
+            Backend::Inline(Box::new(BlockCompressor::new(codec).map_err(init)?))
+        } else {
+            Backend::Pool(Pool::start(codec, threads.min(64)).map_err(init)?)
+        };
+        let block_size = codec.block_size();
+        Ok(BlockEncoder {
+            inner: out,
+            codec,
+            block_size,
+            block: vec![0; block_size],
+            filled: 0,
+            next_index: 0,
+            next_to_write: 0,
+            backend,
+            spare_blocks: Vec::new(),
+            spare_outputs: Vec::new(),
+        })
     }
 
     fn dispatch(&mut self) -> io::Result<()> {
-        let fresh = self.take_buffer();
+        let fresh = self
+            .spare_blocks
+            .pop()
+            .unwrap_or_else(|| vec![0; self.block_size]);
         let data = std::mem::replace(&mut self.block, fresh);
-        let output = self.take_buffer();
+        let len = std::mem::take(&mut self.filled);
+        let mut output = self.spare_outputs.pop().unwrap_or_default();
         let index = self.next_index;
         self.next_index += 1;
         if let Backend::Inline(compressor) = &mut self.backend {
-            let mut output = output;
-            compressor.member(&data, &mut output)?;
+            compressor.compress(&data[..len], &mut output)?;
             self.inner.write_all(&output)?;
             self.next_to_write += 1;
-            self.recycle(data);
-            self.recycle(output);
+            self.recycle(data, output);
             return Ok(());
         }
         self.wait_for_capacity()?;
@@ -571,6 +644,7 @@ impl<W: Write> ParallelGzipEncoder<W> {
             pool.send(Job {
                 index,
                 data,
+                len,
                 output,
             })?;
             while let Ok(done) = pool.results.try_recv() {
@@ -608,22 +682,42 @@ impl<W: Write> ParallelGzipEncoder<W> {
             done.result?;
             self.inner.write_all(&done.output)?;
             self.next_to_write += 1;
-            self.recycle(done.data);
-            self.recycle(done.output);
+            self.recycle(done.data, done.output);
         }
     }
 
-    fn recycle(&mut self, mut buffer: Vec<u8>) {
-        if self.spare.len() < 8 && buffer.capacity() >= GZIP_BLOCK_SIZE {
-            buffer.clear();
-            self.spare.push(buffer);
+    fn recycle(&mut self, data: Vec<u8>, output: Vec<u8>) {
+        if self.spare_blocks.len() < 8 {
+            self.spare_blocks.push(data);
+        }
+        if self.spare_outputs.len() < 8 {
+            self.spare_outputs.push(output);
+        }
+    }
+
+    /// Fills blocks straight from `reader` until it ends; returns the bytes read.
+    fn copy_from(&mut self, reader: &mut dyn Read) -> io::Result<u64> {
+        let mut total = 0;
+        loop {
+            if self.filled == self.block_size {
+                self.dispatch()?;
+            }
+            match reader.read(&mut self.block[self.filled..]) {
+                Ok(0) => return Ok(total),
+                Ok(n) => {
+                    self.filled += n;
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 
     /// Compresses what is left, stops the workers and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
-        // An empty stream is still one (empty) member; otherwise a partial last block.
-        if !self.block.is_empty() || self.next_index == 0 {
+    fn finish(mut self) -> io::Result<W> {
+        // An empty stream is still one (empty) unit; otherwise a partial last block.
+        if self.filled > 0 || self.next_index == 0 {
             self.dispatch()?;
         }
         while self.next_to_write < self.next_index {
@@ -638,20 +732,21 @@ impl<W: Write> ParallelGzipEncoder<W> {
         if let Backend::Pool(pool) = &mut self.backend {
             pool.stop()?;
         }
-        let ParallelGzipEncoder { inner, .. } = self;
+        let BlockEncoder { inner, .. } = self;
         Ok(inner)
     }
 }
 
-impl<W: Write> Write for ParallelGzipEncoder<W> {
+impl<W: Write> Write for BlockEncoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut rest = buf;
         while !rest.is_empty() {
-            if self.block.len() == GZIP_BLOCK_SIZE {
+            if self.filled == self.block_size {
                 self.dispatch()?;
             }
-            let take = (GZIP_BLOCK_SIZE - self.block.len()).min(rest.len());
-            self.block.extend_from_slice(&rest[..take]);
+            let take = (self.block_size - self.filled).min(rest.len());
+            self.block[self.filled..self.filled + take].copy_from_slice(&rest[..take]);
+            self.filled += take;
             rest = &rest[take..];
         }
         Ok(buf.len())
@@ -663,7 +758,7 @@ impl<W: Write> Write for ParallelGzipEncoder<W> {
 }
 
 impl Pool {
-    fn start(level: u32, threads: usize) -> io::Result<Pool> {
+    fn start(codec: BlockCodec, threads: usize) -> io::Result<Pool> {
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
         let (done_tx, done_rx) = mpsc::channel::<Done>();
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -671,9 +766,11 @@ impl Pool {
         for _ in 0..threads {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
+            // Made here, so a compressor that cannot start fails `new`, not a block.
+            let compressor = BlockCompressor::new(codec)?;
             let handle = std::thread::Builder::new()
-                .name("strata-gzip".to_owned())
-                .spawn(move || worker(level, &job_rx, &done_tx))?;
+                .name(format!("strata-{}", codec.name()))
+                .spawn(move || worker(compressor, &job_rx, &done_tx))?;
             workers.push(handle);
         }
         Ok(Pool {
@@ -717,15 +814,18 @@ impl Drop for Pool {
     }
 }
 
-fn worker(level: u32, jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>) {
-    let mut compressor = BlockCompressor::new(level);
+fn worker(
+    mut compressor: BlockCompressor,
+    jobs: &Mutex<mpsc::Receiver<Job>>,
+    done: &mpsc::Sender<Done>,
+) {
     loop {
         let job = match jobs.lock() {
             Ok(receiver) => receiver.recv(),
             Err(_) => return,
         };
         let Ok(mut job) = job else { return };
-        let result = compressor.member(&job.data, &mut job.output);
+        let result = compressor.compress(&job.data[..job.len], &mut job.output);
         let finished = Done {
             index: job.index,
             result,
@@ -739,7 +839,7 @@ fn worker(level: u32, jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Don
 }
 
 fn worker_gone() -> io::Error {
-    io::Error::other("gzip worker thread stopped unexpectedly")
+    io::Error::other("compression worker thread stopped unexpectedly")
 }
 
 #[cfg(test)]
@@ -783,7 +883,7 @@ mod tests {
     }
 
     fn gzip(data: &[u8], threads: usize, chunk: usize) -> Vec<u8> {
-        let mut e = ParallelGzipEncoder::new(Vec::new(), 6, threads).unwrap();
+        let mut e = Encoder::new(Vec::new(), Compression::Gzip { level: 6 }, threads).unwrap();
         for c in data.chunks(chunk.max(1)) {
             e.write_all(c).unwrap();
         }
@@ -820,7 +920,7 @@ mod tests {
                 (state >> 24) as u8
             })
             .collect();
-        let mut blocks = BlockCompressor::new(6);
+        let mut blocks = GzipBlocks::new(6);
         assert!(blocks.incompressible(&data[..GZIP_BLOCK_SIZE]));
         assert!(!blocks.incompressible(&sample(GZIP_BLOCK_SIZE)));
         let random = gzip(&data, 2, 1 << 20);
@@ -909,29 +1009,90 @@ mod tests {
     }
 
     #[test]
-    fn gzip_rejects_bad_level() {
-        assert!(matches!(
-            ParallelGzipEncoder::new(Vec::new(), 10, 1),
-            Err(CompressionError::InvalidLevel { codec: "gzip", .. })
-        ));
+    fn encoders_reject_bad_levels() {
+        for (compression, codec) in [
+            (Compression::Gzip { level: 10 }, "gzip"),
+            (Compression::Zstd { level: 1000 }, "zstd"),
+        ] {
+            match Encoder::new(Vec::new(), compression, 1) {
+                Err(CompressionError::InvalidLevel { codec: c, .. }) => assert_eq!(c, codec),
+                other => panic!("{compression:?}: {other:?}"),
+            }
+        }
     }
 
-    #[test]
-    fn zstd_output_is_independent_of_threads() {
-        let data = sample(2 * GZIP_BLOCK_SIZE);
-        let encode = |threads| {
-            let mut e = Encoder::new(Vec::new(), Compression::zstd(), threads).unwrap();
-            e.write_all(&data).unwrap();
-            e.finish().unwrap()
-        };
-        let one = encode(1);
-        assert_eq!(encode(2), one);
-        assert_eq!(encode(3), one);
-        let (kind, mut r) = decompress(&one[..]).unwrap();
+    fn zstd(data: &[u8], threads: usize, chunk: usize) -> Vec<u8> {
+        let mut e = Encoder::new(Vec::new(), Compression::zstd(), threads).unwrap();
+        for c in data.chunks(chunk.max(1)) {
+            e.write_all(c).unwrap();
+        }
+        e.finish().unwrap()
+    }
+
+    fn unzstd(data: &[u8]) -> Vec<u8> {
+        let (kind, mut r) = decompress(data).unwrap();
         assert_eq!(kind, CompressionKind::Zstd);
         let mut back = Vec::new();
         r.read_to_end(&mut back).unwrap();
-        assert_eq!(back, data);
+        back
+    }
+
+    #[test]
+    fn zstd_output_is_independent_of_threads_and_write_sizes() {
+        let data = sample(2 * ZSTD_BLOCK_SIZE + 4321);
+        let one = zstd(&data, 1, 1 << 20);
+        assert_eq!(zstd(&data, 2, 4096), one);
+        assert_eq!(zstd(&data, 3, 333_333), one);
+        let mut e = Encoder::new(Vec::new(), Compression::zstd(), 2).unwrap();
+        assert_eq!(e.copy_from(&mut &data[..]).unwrap(), data.len() as u64);
+        assert_eq!(e.finish().unwrap(), one);
+        assert_eq!(unzstd(&one), data);
+        // Three frames, each with its content size and checksum.
+        let mut frames = 0;
+        let mut rest = &one[..];
+        while !rest.is_empty() {
+            let size = zstd::zstd_safe::find_frame_compressed_size(rest).unwrap();
+            let content = zstd::zstd_safe::get_frame_content_size(rest).unwrap();
+            assert!(content.is_some());
+            assert_ne!(rest[4] & 0x04, 0, "checksum flag");
+            rest = &rest[size..];
+            frames += 1;
+        }
+        assert_eq!(frames, 3);
+    }
+
+    #[test]
+    fn zstd_round_trips_at_every_size_and_through_the_cli() {
+        use std::process::{Command, Stdio};
+        for len in [0, 1, ZSTD_BLOCK_SIZE, ZSTD_BLOCK_SIZE + 1] {
+            let data = sample(len);
+            let encoded = zstd(&data, 2, 70_000);
+            assert_eq!(unzstd(&encoded), data, "len {len}");
+            let mut w = DecodingWriter::new(CompressionKind::Zstd, Vec::new()).unwrap();
+            for c in encoded.chunks(99_999) {
+                w.write_all(c).unwrap();
+            }
+            assert_eq!(w.finish().unwrap(), data, "len {len}, decoding writer");
+            let child = Command::new("zstd")
+                .args(["-dc", "-q"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn();
+            let mut child = match child {
+                Ok(child) => child,
+                Err(e) => {
+                    assert!(std::env::var_os("CI").is_none(), "zstd not runnable: {e}");
+                    eprintln!("skipped: zstd not runnable: {e}");
+                    continue;
+                }
+            };
+            let mut stdin = child.stdin.take().unwrap();
+            let writer = std::thread::spawn(move || stdin.write_all(&encoded));
+            let output = child.wait_with_output().unwrap();
+            writer.join().unwrap().unwrap();
+            assert!(output.status.success(), "len {len}");
+            assert_eq!(output.stdout, data, "len {len}, zstd -d");
+        }
     }
 
     #[test]

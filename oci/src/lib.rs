@@ -8,7 +8,7 @@
 //! - [`media_type`]: OCI and Docker media type names;
 //! - [`config`]: the image config (Docker-compatible superset of the OCI config);
 //! - [`manifest`]: manifests, indexes / manifest lists, descriptors, platforms;
-//! - [`compression`]: parallel deterministic gzip, multithreaded zstd, detection;
+//! - [`compression`]: parallel deterministic gzip and zstd, detection;
 //! - [`layer`]: directory → layer tar diff (overlay whiteouts → OCI whiteouts) and safe
 //!   layer unpacking;
 //! - [`archive`]: OCI image layouts (directory and tar) and `docker save` archives;

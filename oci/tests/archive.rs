@@ -5,14 +5,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::Command;
 
 use common::*;
 use strata_oci::archive::{
     read_archive, read_oci_layout, write_docker_archive, write_oci_archive, write_oci_layout,
-    ArchiveError, BlobSink, ExportImage, OciDir,
+    ArchiveError, ArchiveWriter, BlobSink, BlobSource, ExportImage, OciDir,
 };
 use strata_oci::config::{ContainerConfig, History, ImageConfig};
 use strata_oci::layer::{write_layer, WriteOptions};
@@ -193,6 +193,66 @@ fn archives_round_trip_and_are_deterministic() {
             read_archive(&gz[..], &mut sink).unwrap()[0].manifest.digest,
             manifest.digest
         );
+    }
+}
+
+/// Blobs written early — copied (`add_blob`, any output) or streamed with the header written
+/// afterwards (`begin_blob`, a seekable output) — give one archive, byte for byte, with each
+/// blob once and valid tar headers.
+#[test]
+fn streamed_and_added_blobs_give_the_same_archive() {
+    let store_dir = TempDir::new("store");
+    let mut store = OciDir::create(store_dir.path()).unwrap();
+    let manifest = build_image(&mut store, Compression::gzip());
+    let mut bytes = Vec::new();
+    store
+        .open_blob(&manifest.digest)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let layers = ImageManifest::from_json(&bytes).unwrap().layers;
+    for docker in [false, true] {
+        let finish = |archive: ArchiveWriter<_>| {
+            if docker {
+                archive.finish_docker(&store, &export(&manifest)).unwrap()
+            } else {
+                archive.finish_oci(&store, &export(&manifest)).unwrap()
+            }
+        };
+        let mut added = ArchiveWriter::new(io::Cursor::new(Vec::new())).unwrap();
+        for layer in &layers {
+            added.add_blob(&store, layer).unwrap();
+        }
+        let added = finish(added).into_inner();
+        let mut streamed = ArchiveWriter::new(io::Cursor::new(Vec::new())).unwrap();
+        for layer in &layers {
+            let mut blob = streamed.begin_blob().unwrap();
+            io::copy(&mut store.open_blob(&layer.digest).unwrap(), &mut blob).unwrap();
+            assert_eq!(blob.finish().unwrap(), (layer.digest, layer.size));
+        }
+        let streamed = finish(streamed).into_inner();
+        assert_eq!(streamed, added, "docker {docker}");
+
+        // The layers come right after the layout header, each once, with their sizes.
+        let names = tar_names(&streamed);
+        let layer_names: Vec<String> = layers
+            .iter()
+            .map(|l| format!("blobs/sha256/{}", l.digest.hex()))
+            .collect();
+        assert_eq!(names[..3], ["oci-layout", "blobs/", "blobs/sha256/"]);
+        assert_eq!(names[3..5], layer_names[..]);
+        for name in &layer_names {
+            assert_eq!(names.iter().filter(|n| *n == name).count(), 1, "{name}");
+        }
+        let mut archive = tar::Archive::new(&streamed[..]);
+        for (entry, layer) in archive.entries().unwrap().skip(3).zip(&layers) {
+            assert_eq!(entry.unwrap().header().size().unwrap(), layer.size);
+        }
+        let sink_dir = TempDir::new("sink-streamed");
+        let mut sink = OciDir::create(sink_dir.path()).unwrap();
+        let loaded = read_archive(&streamed[..], &mut sink).unwrap();
+        assert_eq!(loaded[0].manifest.digest, manifest.digest);
+        assert_eq!(blob_names(sink_dir.path()), blob_names(store_dir.path()));
     }
 }
 

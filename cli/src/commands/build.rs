@@ -451,7 +451,7 @@ fn write_output(
     };
     let file = std::fs::File::create(&output.dest)
         .with_context(|| format!("failed to create {}", output.dest.display()))?;
-    image::save_images(store, &saved, &options, std::io::BufWriter::new(file))?;
+    image::save_images_to_file(store, &saved, &options, file)?;
     Ok(())
 }
 

@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use strata_worker::image::details::target_descriptor;
 use strata_worker::image::names::is_id_query;
 use strata_worker::image::{
-    familiar_name, find_image, host_platform, save_images, ArchiveFormat, LayerCompression,
-    SaveImage, SaveOptions,
+    familiar_name, find_image, host_platform, save_images, save_images_to_file, ArchiveFormat,
+    LayerCompression, SaveImage, SaveOptions,
 };
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -114,9 +114,8 @@ pub fn run(args: Args, root: Option<&Path>) -> Result<ExitCode> {
             ));
             let file = File::create(&partial)
                 .with_context(|| format!("cannot create {}", partial.display()))?;
-            let result = save_images(&store, &images, &options, BufWriter::new(file))
+            let result = save_images_to_file(&store, &images, &options, file)
                 .map_err(anyhow::Error::from)
-                .and_then(|w| w.into_inner().map_err(|e| e.into_error().into()))
                 .and_then(|f| f.sync_all().map_err(Into::into))
                 .and_then(|()| std::fs::rename(&partial, path).map_err(Into::into));
             if let Err(e) = result {

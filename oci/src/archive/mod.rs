@@ -31,7 +31,10 @@ use crate::manifest::{Descriptor, ManifestError};
 
 pub use read::{read_archive, read_oci_layout, LoadedImage};
 pub use store::{BlobSink, BlobSource, OciDir, PendingBlob};
-pub use write::{write_docker_archive, write_oci_archive, write_oci_layout, ExportImage};
+pub use write::{
+    write_docker_archive, write_oci_archive, write_oci_layout, ArchiveWriter, ExportImage,
+    StreamedBlob,
+};
 
 /// `imageLayoutVersion` written to and accepted in `oci-layout`.
 pub const OCI_LAYOUT_VERSION: &str = "1.0.0";

@@ -1,13 +1,13 @@
 //! Writing OCI layouts and docker archives from a blob source.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::canonical_json::{self, null_as_default};
-use crate::digest::{Digest, HashingReader};
+use crate::digest::{Digest, Hasher, HashingReader};
 use crate::manifest::{
     Descriptor, ImageIndex, ManifestDocument, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME,
 };
@@ -302,11 +302,7 @@ pub fn write_oci_archive<W: Write, S: BlobSource + ?Sized>(
     source: &S,
     images: &[ExportImage],
 ) -> Result<W, ArchiveError> {
-    let plan = plan(source, images)?;
-    let mut tar = TarOut::new(out);
-    write_layout_entries(&mut tar, &plan, images)?;
-    write_blobs(&mut tar, source, &plan)?;
-    tar.finish()
+    ArchiveWriter::new(out)?.finish_oci(source, images)
 }
 
 /// Writes single-platform images as a `docker save` archive into `out` (readable by
@@ -317,46 +313,212 @@ pub fn write_docker_archive<W: Write, S: BlobSource + ?Sized>(
     source: &S,
     images: &[ExportImage],
 ) -> Result<W, ArchiveError> {
-    let plan = plan(source, images)?;
-    let mut items = Vec::new();
-    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for image in &plan.images {
-        let Some((config, layers)) = &image.single else {
-            return Err(ArchiveError::IndexInDockerArchive {
-                digest: image.export.manifest.digest,
+    ArchiveWriter::new(out)?.finish_docker(source, images)
+}
+
+/// An OCI or docker archive being written: the layout header and the `blobs/` directories
+/// first, then any blobs added early ([`ArchiveWriter::add_blob`], or streamed into a
+/// seekable output with [`ArchiveWriter::begin_blob`]), then the images
+/// ([`ArchiveWriter::finish_oci`] / [`ArchiveWriter::finish_docker`]): index, manifests and
+/// every blob not written yet.
+///
+/// Streaming exists for blobs made while the archive is written (layers compressed on the
+/// way out): their digest and size are known only at their end, which a tar header needs
+/// first, so the header is written last, in place. That spares a scratch copy of each blob
+/// and a second pass over it.
+pub struct ArchiveWriter<W: Write> {
+    tar: TarOut<W>,
+    /// Blobs already in the archive (streamed).
+    written: HashSet<Digest>,
+}
+
+impl<W: Write> std::fmt::Debug for ArchiveWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveWriter")
+            .field("streamed", &self.written.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Starts an archive in `out` (writes the layout header and the blob directories).
+    pub fn new(out: W) -> Result<Self, ArchiveError> {
+        let mut tar = TarOut::new(out);
+        let header = canonical_json::to_vec(&LayoutHeader {
+            image_layout_version: OCI_LAYOUT_VERSION.to_owned(),
+        })
+        .map_err(stream_encode)?;
+        tar.file(OCI_LAYOUT_FILE, &header)?;
+        tar.directory("blobs/")?;
+        tar.directory("blobs/sha256/")?;
+        Ok(ArchiveWriter {
+            tar,
+            written: HashSet::new(),
+        })
+    }
+
+    /// Writes the images as an OCI layout tar (`oci-archive:`) and returns the output.
+    /// Blobs streamed before are not written again.
+    pub fn finish_oci<S: BlobSource + ?Sized>(
+        mut self,
+        source: &S,
+        images: &[ExportImage],
+    ) -> Result<W, ArchiveError> {
+        let plan = plan(source, images)?;
+        self.write_index(images)?;
+        self.write_blobs(source, &plan)?;
+        self.tar.finish()
+    }
+
+    /// Writes single-platform images as a `docker save` archive (see
+    /// [`write_docker_archive`]) and returns the output. Blobs streamed before are not
+    /// written again.
+    pub fn finish_docker<S: BlobSource + ?Sized>(
+        mut self,
+        source: &S,
+        images: &[ExportImage],
+    ) -> Result<W, ArchiveError> {
+        let plan = plan(source, images)?;
+        let mut items = Vec::new();
+        let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for image in &plan.images {
+            let Some((config, layers)) = &image.single else {
+                return Err(ArchiveError::IndexInDockerArchive {
+                    digest: image.export.manifest.digest,
+                });
+            };
+            let layer_paths: Vec<String> = layer_descriptors(layers)
+                .map(|l| blob_path(&l.digest))
+                .collect();
+            let top = layers.last().map_or(config.digest, |l| l.digest).hex();
+            let mut repo_tags = Vec::new();
+            for name in &image.export.names {
+                if name.contains('@') {
+                    continue;
+                }
+                let (repo, tag) = split_tag(name);
+                let tag = tag.unwrap_or("latest");
+                repo_tags.push(format!("{repo}:{tag}"));
+                repositories
+                    .entry(repo.to_owned())
+                    .or_default()
+                    .insert(tag.to_owned(), top.clone());
+            }
+            items.push(DockerManifestItem {
+                config: blob_path(&config.digest),
+                repo_tags,
+                layers: layer_paths,
             });
-        };
-        let layer_paths: Vec<String> = layer_descriptors(layers)
-            .map(|l| blob_path(&l.digest))
-            .collect();
-        let top = layers.last().map_or(config.digest, |l| l.digest).hex();
-        let mut repo_tags = Vec::new();
-        for name in &image.export.names {
-            if name.contains('@') {
+        }
+        self.write_index(images)?;
+        let manifest_json = canonical_json::to_vec(&items).map_err(stream_encode)?;
+        self.tar.file(DOCKER_MANIFEST_FILE, &manifest_json)?;
+        let repositories_json = canonical_json::to_vec(&repositories).map_err(stream_encode)?;
+        self.tar.file(REPOSITORIES_FILE, &repositories_json)?;
+        self.write_blobs(source, &plan)?;
+        self.tar.finish()
+    }
+
+    fn write_index(&mut self, images: &[ExportImage]) -> Result<(), ArchiveError> {
+        let index = ImageIndex::oci(index_entries(images)).to_json()?;
+        self.tar.file(INDEX_FILE, &index)
+    }
+
+    fn write_blobs<S: BlobSource + ?Sized>(
+        &mut self,
+        source: &S,
+        plan: &Plan,
+    ) -> Result<(), ArchiveError> {
+        for blob in &plan.blobs {
+            let digest = blob.descriptor.digest;
+            debug_assert_eq!(digest.algorithm(), "sha256");
+            if self.written.contains(&digest) || skippable(source, blob) {
                 continue;
             }
-            let (repo, tag) = split_tag(name);
-            let tag = tag.unwrap_or("latest");
-            repo_tags.push(format!("{repo}:{tag}"));
-            repositories
-                .entry(repo.to_owned())
-                .or_default()
-                .insert(tag.to_owned(), top.clone());
+            match &blob.bytes {
+                Some(bytes) => self.tar.file(&blob_path(&digest), bytes)?,
+                None => self.add_blob(source, &blob.descriptor)?,
+            }
         }
-        items.push(DockerManifestItem {
-            config: blob_path(&config.digest),
-            repo_tags,
-            layers: layer_paths,
-        });
+        Ok(())
     }
-    let mut tar = TarOut::new(out);
-    write_layout_entries(&mut tar, &plan, images)?;
-    let manifest_json = canonical_json::to_vec(&items).map_err(stream_encode)?;
-    tar.file(DOCKER_MANIFEST_FILE, &manifest_json)?;
-    let repositories_json = canonical_json::to_vec(&repositories).map_err(stream_encode)?;
-    tar.file(REPOSITORIES_FILE, &repositories_json)?;
-    write_blobs(&mut tar, source, &plan)?;
-    tar.finish()
+
+    /// Copies a blob from `source` into the archive now (verifying its size and digest);
+    /// finishing will not write it again.
+    pub fn add_blob<S: BlobSource + ?Sized>(
+        &mut self,
+        source: &S,
+        descriptor: &Descriptor,
+    ) -> Result<(), ArchiveError> {
+        let name = blob_path(&descriptor.digest);
+        self.tar.header(&name, Kind::Regular, descriptor.size)?;
+        copy_blob(source, descriptor, &mut self.tar.out)?;
+        self.tar.pad(descriptor.size)?;
+        self.written.insert(descriptor.digest);
+        Ok(())
+    }
+}
+
+impl<W: Write + Seek> ArchiveWriter<W> {
+    /// Starts a blob whose bytes are written into the returned entry; its digest and size
+    /// are taken from those bytes when [`StreamedBlob::finish`] is called. Dropping the
+    /// entry unfinished leaves the archive invalid (abandon it).
+    pub fn begin_blob(&mut self) -> Result<StreamedBlob<'_, W>, ArchiveError> {
+        let header_at = self.tar.out.stream_position().map_err(write_error)?;
+        // A placeholder (an end-of-archive block until it is replaced).
+        self.tar.out.write_all(&[0u8; 512]).map_err(write_error)?;
+        Ok(StreamedBlob {
+            archive: self,
+            hasher: Hasher::new(),
+            header_at,
+        })
+    }
+}
+
+/// A blob being streamed into an archive (see [`ArchiveWriter::begin_blob`]).
+pub struct StreamedBlob<'a, W: Write + Seek> {
+    archive: &'a mut ArchiveWriter<W>,
+    hasher: Hasher,
+    header_at: u64,
+}
+
+impl<W: Write + Seek> std::fmt::Debug for StreamedBlob<'_, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamedBlob")
+            .field("header_at", &self.header_at)
+            .field("written", &self.hasher.count())
+            .finish()
+    }
+}
+
+impl<W: Write + Seek> Write for StreamedBlob<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.archive.tar.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.archive.tar.out.flush()
+    }
+}
+
+impl<W: Write + Seek> StreamedBlob<'_, W> {
+    /// Writes the blob's tar header in place and returns its digest and size.
+    pub fn finish(self) -> Result<(Digest, u64), ArchiveError> {
+        let (digest, size) = self.hasher.finish();
+        let tar = &mut self.archive.tar;
+        tar.out
+            .seek(SeekFrom::Start(self.header_at))
+            .map_err(write_error)?;
+        tar.header(&blob_path(&digest), Kind::Regular, size)?;
+        tar.out
+            .seek(SeekFrom::Start(self.header_at + 512 + size))
+            .map_err(write_error)?;
+        tar.pad(size)?;
+        self.archive.written.insert(digest);
+        Ok((digest, size))
+    }
 }
 
 fn stream_encode(e: canonical_json::JsonError) -> ArchiveError {
@@ -364,49 +526,6 @@ fn stream_encode(e: canonical_json::JsonError) -> ArchiveError {
         action: "encode archive metadata",
         source: io::Error::other(e),
     }
-}
-
-fn write_layout_entries<W: Write>(
-    tar: &mut TarOut<W>,
-    plan: &Plan,
-    images: &[ExportImage],
-) -> Result<(), ArchiveError> {
-    let header = canonical_json::to_vec(&LayoutHeader {
-        image_layout_version: OCI_LAYOUT_VERSION.to_owned(),
-    })
-    .map_err(stream_encode)?;
-    tar.file(OCI_LAYOUT_FILE, &header)?;
-    let index = ImageIndex::oci(index_entries(images)).to_json()?;
-    tar.file(INDEX_FILE, &index)?;
-    tar.directory("blobs/")?;
-    tar.directory("blobs/sha256/")?;
-    debug_assert!(plan
-        .blobs
-        .iter()
-        .all(|b| b.descriptor.digest.algorithm() == "sha256"));
-    Ok(())
-}
-
-fn write_blobs<W: Write, S: BlobSource + ?Sized>(
-    tar: &mut TarOut<W>,
-    source: &S,
-    plan: &Plan,
-) -> Result<(), ArchiveError> {
-    for blob in &plan.blobs {
-        if skippable(source, blob) {
-            continue;
-        }
-        let name = blob_path(&blob.descriptor.digest);
-        match &blob.bytes {
-            Some(bytes) => tar.file(&name, bytes)?,
-            None => {
-                tar.header(&name, Kind::Regular, blob.descriptor.size)?;
-                copy_blob(source, &blob.descriptor, &mut tar.out)?;
-                tar.pad(blob.descriptor.size)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A minimal deterministic tar writer for archive files (mode 0644/0755, root, mtime 0).

@@ -52,8 +52,8 @@ pub use rootfs_export::{
     export_rootfs_dir, export_rootfs_tar, RootfsExportError, RootfsExportStats,
 };
 pub use save::{
-    compress_image_layers, save_images, ArchiveFormat, CompressionOptionError, LayerCompression,
-    LayeredBlobs, SaveError, SaveImage, SaveOptions, ScratchLayout,
+    save_images, save_images_seekable, save_images_to_file, ArchiveFormat, CompressionOptionError,
+    LayerCompression, SaveError, SaveImage, SaveOptions,
 };
 pub use store_blobs::{StoreBlobError, StoreBlobs};
 pub use unpack::{unpack_image, unpack_manifest, UnpackError, UnpackedImage};

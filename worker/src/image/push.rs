@@ -358,7 +358,7 @@ pub(crate) fn compressed_layer(
         .content()
         .open(&digest)
         .map_err(|e| fail(io::Error::other(e)))?;
-    let (_, mut plain) = compression::decompress(io::BufReader::new(file)).map_err(fail)?;
+    let (_, mut plain) = compression::decompress(file).map_err(fail)?;
     let writer = blobs.writer().map_err(|source| PushError::Store {
         digest,
         source: Box::new(source),
@@ -366,7 +366,7 @@ pub(crate) fn compressed_layer(
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut encoder =
         Encoder::new(writer, compression, threads).map_err(|e| fail(io::Error::other(e)))?;
-    io::copy(&mut plain, &mut encoder).map_err(fail)?;
+    encoder.copy_from(&mut plain).map_err(fail)?;
     let writer = encoder.finish().map_err(fail)?;
     // The store hashes what it writes: that digest names the compressed layer.
     let stored = blobs

@@ -1,28 +1,32 @@
 //! Saving stored images as archives: `docker save` tars and OCI layout tars, with the
 //! layers compressed on the way out when asked.
 //!
-//! Main items: [`save_images`], [`SaveOptions`], [`ArchiveFormat`], [`SaveImage`], and
-//! [`LayerCompression`] with [`compress_image_layers`], [`ScratchLayout`] and
-//! [`LayeredBlobs`], which pushing shares.
+//! Main items: [`save_images_to_file`] (what the CLI calls), [`save_images_seekable`],
+//! [`save_images`], [`SaveOptions`], [`ArchiveFormat`], [`SaveImage`], and
+//! [`LayerCompression`] (which pushing shares).
 //!
 //! Key decision: layers are kept uncompressed in the store, so compression happens here, once
 //! per save: each layer [`LayerCompression`] says to convert is decompressed and
-//! recompressed (parallel gzip / multithreaded zstd) into a scratch directory outside the
-//! store, with a manifest naming the new blobs; the archive writer (or a push) then reads
-//! that directory first and the store for everything else (the config is unchanged: diff ids
-//! do not depend on compression, so the image id stays the same). When nothing is
-//! converted nothing is copied besides the archive itself.
+//! recompressed (parallel gzip or zstd) and the manifest is rewritten to name the new blobs
+//! (the config is unchanged: diff ids do not depend on compression, so the image id stays
+//! the same). Into a regular file the compressed bytes go straight into their archive entry
+//! (its tar header is written in place once digest and size are known); into a pipe they
+//! go to a scratch directory outside the store first, since an entry's header must precede
+//! its bytes. When nothing is converted nothing is copied besides the archive itself.
 //!
 //! Which layers are converted follows BuildKit's exporter options: `compression=` applies
 //! to uncompressed layers (the ones built here); layers stored compressed with another
 //! codec (pulled base layers) keep their blobs unless `force-compression=true`.
 
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use strata_cache::Store;
-use strata_oci::archive::{self, ArchiveError, BlobSource, ExportImage};
+use strata_oci::archive::{ArchiveError, ArchiveWriter, BlobSource, ExportImage};
 use strata_oci::compression::{self, CompressionError, Encoder};
 use strata_oci::digest::HashingWriter;
 use strata_oci::{media_type, Compression, CompressionKind, Descriptor, Digest, Platform};
@@ -208,93 +212,142 @@ pub struct SaveImage {
     pub names: Vec<String>,
 }
 
+/// Where the layers a save converts go: a scratch directory (when the archive goes to a
+/// pipe) or straight into the archive (a seekable file).
+trait LayerSink {
+    /// Compresses `plain` as `compression` into a new blob; returns its digest and size.
+    fn put(&mut self, plain: &mut dyn Read, compression: Compression) -> io::Result<(Digest, u64)>;
+}
+
+/// Compresses `plain` into `out` on every core.
+fn compress_into(
+    out: &mut dyn Write,
+    plain: &mut dyn Read,
+    compression: Compression,
+) -> io::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut encoder = Encoder::new(out, compression, threads).map_err(io::Error::other)?;
+    encoder.copy_from(plain)?;
+    encoder.finish()?;
+    Ok(())
+}
+
+impl<W: Write + Seek> LayerSink for ArchiveWriter<W> {
+    fn put(&mut self, plain: &mut dyn Read, compression: Compression) -> io::Result<(Digest, u64)> {
+        let mut blob = self.begin_blob().map_err(io::Error::other)?;
+        compress_into(&mut blob, plain, compression)?;
+        blob.finish().map_err(io::Error::other)
+    }
+}
+
 /// A scratch directory outside the store for converted layers (one file per blob, named
-/// by digest), removed when dropped.
+/// by digest), made on first use and removed when dropped.
 ///
-/// Not an OCI layout (`OciDir`): its blobs live only as long as one save or push, so they are
-/// neither fsynced nor renamed into a layout (syncing a 200 MB layer cost more than a
-/// second of export on this machine's disk).
+/// Its blobs live only as long as one save, so they are neither fsynced nor renamed into an
+/// OCI layout (syncing a 200 MB layer cost more than a second of export on this machine's
+/// disk).
 #[derive(Debug)]
-pub struct ScratchLayout {
-    root: PathBuf,
+struct Scratch {
+    base: Option<PathBuf>,
+    root: Option<PathBuf>,
+    next: u32,
+    /// The blobs written, in order.
+    blobs: Vec<(Digest, u64)>,
 }
 
-impl ScratchLayout {
-    /// A new empty directory under `base` (default: the system temp dir).
-    pub fn create(base: Option<&std::path::Path>) -> Result<Self, SaveError> {
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let base = base.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf);
-        let root = base.join(format!(
-            "strata-save-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&root).map_err(|source| SaveError::Scratch {
-            path: root.clone(),
-            source,
-        })?;
-        Ok(ScratchLayout { root })
+impl Scratch {
+    fn new(base: Option<&Path>) -> Self {
+        Scratch {
+            base: base.map(Path::to_path_buf),
+            root: None,
+            next: 0,
+            blobs: Vec::new(),
+        }
     }
 
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join(digest.hex())
+    fn root(&mut self) -> io::Result<&Path> {
+        if self.root.is_none() {
+            static COUNTER: AtomicU32 = AtomicU32::new(0);
+            let base = self.base.clone().unwrap_or_else(std::env::temp_dir);
+            let root = base.join(format!(
+                "strata-save-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            fs::create_dir_all(&root)?;
+            self.root = Some(root);
+        }
+        Ok(self.root.as_deref().unwrap_or(Path::new("")))
     }
 
-    /// A new file for a blob being written.
-    fn begin(&self) -> io::Result<(fs::File, PathBuf)> {
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let path = self.root.join(format!(
-            ".partial-{}",
-            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        Ok((fs::File::create_new(&path)?, path))
-    }
-
-    /// Gives a written blob its name.
-    fn commit(&self, partial: &std::path::Path, digest: &Digest) -> io::Result<()> {
-        fs::rename(partial, self.blob_path(digest))
-    }
-
-    /// Reads a blob written here.
-    pub fn open_blob(&self, digest: &Digest) -> io::Result<fs::File> {
-        fs::File::open(self.blob_path(digest))
+    fn open_blob(&self, digest: &Digest) -> io::Result<Option<fs::File>> {
+        let Some(root) = &self.root else {
+            return Ok(None);
+        };
+        match fs::File::open(root.join(digest.hex())) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
-impl Drop for ScratchLayout {
+impl LayerSink for Scratch {
+    fn put(&mut self, plain: &mut dyn Read, compression: Compression) -> io::Result<(Digest, u64)> {
+        let name = format!(".partial-{}", self.next);
+        self.next += 1;
+        let partial = self.root()?.join(name);
+        let file = fs::File::create_new(&partial)?;
+        let mut out = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file));
+        compress_into(&mut out, plain, compression)?;
+        let (out, digest, size) = out.finish();
+        out.into_inner().map_err(|e| e.into_error())?;
+        fs::rename(&partial, partial.with_file_name(digest.hex()))?;
+        self.blobs.push((digest, size));
+        Ok((digest, size))
+    }
+}
+
+impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.root);
+        if let Some(root) = &self.root {
+            let _ = fs::remove_dir_all(root);
+        }
     }
 }
 
-/// Blobs from a scratch layout first, then from the store.
-#[derive(Debug)]
-pub struct LayeredBlobs<'a> {
-    scratch: Option<&'a ScratchLayout>,
+/// Manifests a save rewrote (they name converted layers), by digest.
+type Documents = BTreeMap<Digest, Vec<u8>>;
+
+/// Blobs for the archive writer: the manifests a save rewrote, then converted layers in
+/// the scratch directory (if any), then the store.
+struct SavedBlobs<'a> {
+    documents: Documents,
+    scratch: Option<&'a Scratch>,
     store: StoreBlobs<'a>,
 }
 
-impl<'a> LayeredBlobs<'a> {
-    /// Reads `scratch` (if any) before `store`.
-    pub fn new(scratch: Option<&'a ScratchLayout>, store: StoreBlobs<'a>) -> Self {
-        LayeredBlobs { scratch, store }
-    }
-}
-
-impl BlobSource for LayeredBlobs<'_> {
+impl BlobSource for SavedBlobs<'_> {
     fn open_blob(&self, digest: &Digest) -> io::Result<Box<dyn Read + '_>> {
-        if let Some(scratch) = self.scratch {
-            match scratch.open_blob(digest) {
-                Ok(blob) => return Ok(Box::new(blob)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+        if let Some(bytes) = self.documents.get(digest) {
+            return Ok(Box::new(&bytes[..]));
+        }
+        if let Some(file) = self
+            .scratch
+            .map(|s| s.open_blob(digest))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(Box::new(file));
         }
         self.store.open_blob(digest)
     }
 }
 
-/// Writes `images` as one archive into `out` and returns `out`.
+/// Writes `images` as one archive into `out` and returns `out`. Converted layers are
+/// compressed into a scratch directory first (an archive entry needs its size before its
+/// bytes); with a seekable output [`save_images_seekable`] spares that copy. Both write
+/// the same bytes: converted layers first, in order, then the rest.
 pub fn save_images<W: Write>(
     store: &Store,
     images: &[SaveImage],
@@ -303,21 +356,109 @@ pub fn save_images<W: Write>(
 ) -> Result<W, SaveError> {
     let lease = store.lease();
     let blobs = StoreBlobs::new(store, &lease);
+    let mut archive = ArchiveWriter::new(out).map_err(archive_error)?;
+    let mut scratch = Scratch::new(options.scratch.as_deref());
+    let (exports, documents) = convert_images(&blobs, images, options, &mut scratch)?;
+    let source = SavedBlobs {
+        documents,
+        scratch: Some(&scratch),
+        store: blobs,
+    };
+    for (digest, size) in &scratch.blobs {
+        // The media type does not matter to a copy.
+        let blob = Descriptor::new(media_type::OCI_LAYER_TAR, *digest, *size);
+        archive.add_blob(&source, &blob).map_err(archive_error)?;
+    }
+    finish_archive(archive, &source, &exports, options.format)
+}
+
+/// [`save_images`] into a seekable output (a regular file): converted layers are
+/// compressed straight into their archive entries, whose headers are written afterwards.
+pub fn save_images_seekable<W: Write + Seek>(
+    store: &Store,
+    images: &[SaveImage],
+    options: &SaveOptions,
+    out: W,
+) -> Result<W, SaveError> {
+    let lease = store.lease();
+    let blobs = StoreBlobs::new(store, &lease);
+    let mut archive = ArchiveWriter::new(out).map_err(archive_error)?;
+    let (exports, documents) = convert_images(&blobs, images, options, &mut archive)?;
+    let source = SavedBlobs {
+        documents,
+        scratch: None,
+        store: blobs,
+    };
+    finish_archive(archive, &source, &exports, options.format)
+}
+
+/// [`save_images_seekable`] into `file` when it is a regular file, else [`save_images`]
+/// (a pipe, a terminal, a character device).
+pub fn save_images_to_file(
+    store: &Store,
+    images: &[SaveImage],
+    options: &SaveOptions,
+    file: fs::File,
+) -> Result<fs::File, SaveError> {
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    let out = io::BufWriter::new(file);
+    let out = if regular {
+        save_images_seekable(store, images, options, out)?
+    } else {
+        save_images(store, images, options, out)?
+    };
+    out.into_inner().map_err(|e| {
+        archive_error(ArchiveError::Stream {
+            action: "write archive",
+            source: e.into_error(),
+        })
+    })
+}
+
+fn archive_error(source: ArchiveError) -> SaveError {
+    SaveError::Archive {
+        source: Box::new(source),
+    }
+}
+
+fn finish_archive<W: Write>(
+    archive: ArchiveWriter<W>,
+    source: &SavedBlobs<'_>,
+    exports: &[ExportImage],
+    format: ArchiveFormat,
+) -> Result<W, SaveError> {
+    match format {
+        ArchiveFormat::Docker => archive.finish_docker(source, exports),
+        ArchiveFormat::Oci => archive.finish_oci(source, exports),
+    }
+    .map_err(archive_error)
+}
+
+/// Reads each image's manifest, converts its layers into `sink` as `options` say, and
+/// returns what to export with the rewritten manifests' bytes.
+fn convert_images(
+    blobs: &StoreBlobs<'_>,
+    images: &[SaveImage],
+    options: &SaveOptions,
+    sink: &mut dyn LayerSink,
+) -> Result<(Vec<ExportImage>, Documents), SaveError> {
     let needs_single = options.format == ArchiveFormat::Docker;
     let recompress = options.compression.converts_anything();
-    let mut scratch: Option<ScratchLayout> = None;
+    let mut documents = BTreeMap::new();
+    let mut converted = HashMap::new();
     let mut exports = Vec::with_capacity(images.len());
     for image in images {
         let mut manifest = image.manifest.clone();
         if needs_single || recompress {
-            let stored = read_image(store, &image.manifest, &options.platform)?;
+            let stored = read_image(blobs.store(), &image.manifest, &options.platform)?;
             manifest = stored.manifest_descriptor.clone();
             if recompress {
-                let dir = match &mut scratch {
-                    Some(s) => s,
-                    None => scratch.insert(ScratchLayout::create(options.scratch.as_deref())?),
-                };
-                manifest = compress_image_layers(&blobs, dir, &stored, &options.compression)?;
+                if let Some((descriptor, bytes)) =
+                    convert_layers(blobs, sink, &mut converted, &stored, &options.compression)?
+                {
+                    documents.insert(descriptor.digest, bytes);
+                    manifest = descriptor;
+                }
             }
         }
         manifest.annotations.clear();
@@ -327,29 +468,23 @@ pub fn save_images<W: Write>(
             names: image.names.clone(),
         });
     }
-    let source = LayeredBlobs::new(scratch.as_ref(), blobs);
-    let written = match options.format {
-        ArchiveFormat::Docker => archive::write_docker_archive(out, &source, &exports),
-        ArchiveFormat::Oci => archive::write_oci_archive(out, &source, &exports),
-    };
-    written.map_err(|source| SaveError::Archive {
-        source: Box::new(source),
-    })
+    Ok((exports, documents))
 }
 
-/// Writes the layers of `image` that `compression` converts into `scratch`, with a
-/// manifest naming them, and returns that manifest's descriptor; when no layer is
-/// converted, returns the stored manifest's descriptor and writes nothing.
-pub fn compress_image_layers(
+/// Writes the layers of `image` that `compression` converts into `sink` and returns the
+/// rewritten manifest (descriptor and bytes) naming them; `None` when no layer converts.
+/// `converted` maps stored layers already converted (in this image or an earlier one) to
+/// their new blob: a layer repeated is converted and written once.
+fn convert_layers(
     blobs: &StoreBlobs<'_>,
-    scratch: &ScratchLayout,
+    sink: &mut dyn LayerSink,
+    converted: &mut HashMap<(Digest, Compression), (Digest, u64)>,
     image: &super::details::StoredImage,
     compression: &LayerCompression,
-) -> Result<Descriptor, SaveError> {
+) -> Result<Option<(Descriptor, Vec<u8>)>, SaveError> {
     let docker = image.manifest.media_type == media_type::DOCKER_MANIFEST;
     let mut manifest = image.manifest.clone();
-    let mut converted = 0;
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut changed = false;
     for layer in manifest.layers.iter_mut() {
         if !media_type::is_layer(&layer.media_type) {
             continue;
@@ -359,17 +494,15 @@ pub fn compress_image_layers(
             continue;
         };
         let digest = layer.digest;
-        let fail = |source| SaveError::Compress { digest, source };
-        let blob = blobs.open_blob(&digest).map_err(fail)?;
-        let (_, mut plain) = compression::decompress(blob).map_err(fail)?;
-        let (file, partial) = scratch.begin().map_err(fail)?;
-        let out = io::BufWriter::with_capacity(1 << 20, file);
-        let mut encoder = Encoder::new(HashingWriter::new(out), target, threads)
-            .map_err(|e| fail(io::Error::other(e)))?;
-        copy_large(&mut plain, &mut encoder).map_err(fail)?;
-        let (out, new_digest, size) = encoder.finish().map_err(fail)?.finish();
-        out.into_inner().map_err(|e| fail(e.into_error()))?;
-        scratch.commit(&partial, &new_digest).map_err(fail)?;
+        let (new_digest, size) = match converted.entry((digest, target)) {
+            Entry::Occupied(done) => *done.get(),
+            Entry::Vacant(todo) => {
+                let fail = |source| SaveError::Compress { digest, source };
+                let blob = blobs.open_blob(&digest).map_err(fail)?;
+                let (_, mut plain) = compression::decompress(blob).map_err(fail)?;
+                *todo.insert(sink.put(&mut plain, target).map_err(fail)?)
+            }
+        };
         *layer = Descriptor::new(
             if docker {
                 target.docker_layer_media_type()
@@ -379,40 +512,17 @@ pub fn compress_image_layers(
             new_digest,
             size,
         );
-        converted += 1;
+        changed = true;
     }
-    if converted == 0 {
-        return Ok(image.manifest_descriptor.clone());
+    if !changed {
+        return Ok(None);
     }
     let bytes = manifest.to_json().map_err(|e| SaveError::Compress {
         digest: image.manifest_descriptor.digest,
         source: io::Error::other(e),
     })?;
     let descriptor = Descriptor::for_bytes(image.manifest_descriptor.media_type.clone(), &bytes);
-    let fail = |source| SaveError::Compress {
-        digest: descriptor.digest,
-        source,
-    };
-    let (mut file, partial) = scratch.begin().map_err(fail)?;
-    file.write_all(&bytes).map_err(fail)?;
-    scratch.commit(&partial, &descriptor.digest).map_err(fail)?;
-    Ok(descriptor)
-}
-
-/// `io::copy` with a 1 MiB buffer: one read per compression block instead of 128.
-fn copy_large(reader: &mut dyn Read, writer: &mut dyn Write) -> io::Result<u64> {
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut total = 0;
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        writer.write_all(&buffer[..n])?;
-        total += n as u64;
-    }
+    Ok(Some((descriptor, bytes)))
 }
 
 #[cfg(test)]

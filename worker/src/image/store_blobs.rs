@@ -83,6 +83,11 @@ impl<'a> StoreBlobs<'a> {
         StoreBlobs { store, lease }
     }
 
+    /// The store.
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
     /// The lease blobs are added to.
     pub fn lease(&self) -> &'a Lease {
         self.lease
