@@ -779,7 +779,7 @@ impl Pool {
             workers,
             pending: BTreeMap::new(),
             in_flight: 0,
-            max_in_flight: threads * 2 + 1,
+            max_in_flight: threads + 2,
         })
     }
 
