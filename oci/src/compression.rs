@@ -957,31 +957,40 @@ mod tests {
         );
     }
 
+    /// `decoder -dc` of `encoded`; `None` (a skip, a failure under CI) when the CLI is absent.
+    fn cli_decode(decoder: &str, encoded: Vec<u8>) -> Option<Vec<u8>> {
+        use std::process::{Command, Stdio};
+        let child = Command::new(decoder)
+            .args(["-dc", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "{decoder} not runnable: {e}"
+                );
+                eprintln!("skipped: {decoder} not runnable: {e}");
+                return None;
+            }
+        };
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&encoded));
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(output.status.success(), "{decoder} -dc failed");
+        Some(output.stdout)
+    }
+
     #[test]
     fn gzip_members_are_read_by_gzip_cli() {
-        use std::process::{Command, Stdio};
         let data = sample(2 * GZIP_BLOCK_SIZE + 99);
         for (input, threads) in [(Vec::new(), 1), (data, 2)] {
-            let encoded = gzip(&input, threads, 65536);
-            let child = Command::new("gzip")
-                .arg("-dc")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn();
-            let mut child = match child {
-                Ok(child) => child,
-                Err(e) => {
-                    assert!(std::env::var_os("CI").is_none(), "gzip not runnable: {e}");
-                    eprintln!("skipped: gzip not runnable: {e}");
-                    return;
-                }
-            };
-            let mut stdin = child.stdin.take().unwrap();
-            let writer = std::thread::spawn(move || stdin.write_all(&encoded));
-            let output = child.wait_with_output().unwrap();
-            writer.join().unwrap().unwrap();
-            assert!(output.status.success());
-            assert_eq!(output.stdout, input);
+            if let Some(decoded) = cli_decode("gzip", gzip(&input, threads, 65536)) {
+                assert_eq!(decoded, input);
+            }
         }
     }
 
@@ -1063,7 +1072,6 @@ mod tests {
 
     #[test]
     fn zstd_round_trips_at_every_size_and_through_the_cli() {
-        use std::process::{Command, Stdio};
         for len in [0, 1, ZSTD_BLOCK_SIZE, ZSTD_BLOCK_SIZE + 1] {
             let data = sample(len);
             let encoded = zstd(&data, 2, 70_000);
@@ -1073,25 +1081,9 @@ mod tests {
                 w.write_all(c).unwrap();
             }
             assert_eq!(w.finish().unwrap(), data, "len {len}, decoding writer");
-            let child = Command::new("zstd")
-                .args(["-dc", "-q"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn();
-            let mut child = match child {
-                Ok(child) => child,
-                Err(e) => {
-                    assert!(std::env::var_os("CI").is_none(), "zstd not runnable: {e}");
-                    eprintln!("skipped: zstd not runnable: {e}");
-                    continue;
-                }
-            };
-            let mut stdin = child.stdin.take().unwrap();
-            let writer = std::thread::spawn(move || stdin.write_all(&encoded));
-            let output = child.wait_with_output().unwrap();
-            writer.join().unwrap().unwrap();
-            assert!(output.status.success(), "len {len}");
-            assert_eq!(output.stdout, data, "len {len}, zstd -d");
+            if let Some(decoded) = cli_decode("zstd", encoded) {
+                assert_eq!(decoded, data, "len {len}, zstd -d");
+            }
         }
     }
 
