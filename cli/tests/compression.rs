@@ -108,6 +108,31 @@ fn output_compression_options_choose_the_layer_codecs() {
         spec("gzip-1", ",compression=gzip,compression-level=1"),
     ]);
 
+    // The same archive on stdout (buildx's dest=-): the layers go through a scratch copy
+    // there instead of straight into the file's entries, and the bytes are the same. Only
+    // one output may own stdout.
+    let piped = build(&["type=oci,dest=-,compression=zstd".to_owned()]);
+    assert!(
+        piped.stdout == std::fs::read(archive("zstd")).unwrap(),
+        "dest=- and dest=FILE differ"
+    );
+    let two = strata(
+        &root,
+        &[
+            "build",
+            "--output",
+            "type=oci,dest=-",
+            "--output",
+            "type=tar,dest=-",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(two.status.code(), Some(1));
+    assert_eq!(
+        text(&two.stderr),
+        "ERROR: only one output can write to stdout (dest=-)\n"
+    );
+
     // gzip by default; the base layer (stored gzip) keeps its blob everywhere unless forced.
     let default = layers(&archive("default"));
     assert_eq!(kinds(&default), ["tar+gzip", "tar+gzip", "tar+gzip"]);

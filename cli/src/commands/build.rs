@@ -338,7 +338,7 @@ fn parse_output(spec: &str) -> Result<Option<Output>> {
         }
         None => bail!("invalid output {spec:?}: type= is required"),
     };
-    let dest = dest.ok_or_else(|| anyhow!("output {spec:?} needs dest=FILE"))?;
+    let dest = dest.ok_or_else(|| anyhow!("output {spec:?} needs dest=FILE or dest=-"))?;
     let compression = image::LayerCompression::parse(codec, level, force)
         .with_context(|| format!("invalid output {spec:?}"))?;
     Ok(Some(Output {
@@ -405,13 +405,7 @@ fn write_rootfs_output(
         return Ok(());
     }
     // Written beside the destination and renamed: never a half-written tar at DEST.
-    let name = output
-        .dest
-        .file_name()
-        .ok_or_else(|| anyhow!("output dest {} is not a file name", output.dest.display()))?;
-    let tmp = output
-        .dest
-        .with_file_name(format!(".{}.strata-tmp", name.to_string_lossy()));
+    let tmp = temporary_beside(&output.dest)?;
     let file = std::fs::File::create(&tmp)
         .with_context(|| format!("failed to create {}", tmp.display()))?;
     let written = image::export_rootfs_tar(store, top, std::io::BufWriter::new(file), &output.dest)
@@ -449,10 +443,32 @@ fn write_output(
         platform: image::host_platform(),
         scratch: None,
     };
-    let file = std::fs::File::create(&output.dest)
-        .with_context(|| format!("failed to create {}", output.dest.display()))?;
-    image::save_images_to_file(store, &saved, &options, file)?;
-    Ok(())
+    if output.dest == Path::new("-") {
+        let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut out = image::save_images(store, &saved, &options, stdout)?;
+        std::io::Write::flush(&mut out).context("failed to write the archive to stdout")?;
+        return Ok(());
+    }
+    // Written beside the destination and renamed: never a half-written archive at DEST.
+    let tmp = temporary_beside(&output.dest)?;
+    let file = std::fs::File::create(&tmp)
+        .with_context(|| format!("failed to create {}", tmp.display()))?;
+    let written = image::save_images_to_file(store, &saved, &options, file)
+        .map_err(anyhow::Error::from)
+        .and_then(|file| Ok(file.sync_all()?))
+        .and_then(|()| Ok(std::fs::rename(&tmp, &output.dest)?));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("failed to write {}", output.dest.display()))
+}
+
+/// `DIR/.NAME.strata-tmp` for `DIR/NAME`: where an output file is written before its rename.
+fn temporary_beside(dest: &Path) -> Result<PathBuf> {
+    let name = dest
+        .file_name()
+        .ok_or_else(|| anyhow!("output dest {} is not a file name", dest.display()))?;
+    Ok(dest.with_file_name(format!(".{}.strata-tmp", name.to_string_lossy())))
 }
 
 pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
@@ -486,6 +502,21 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
             continue;
         }
         outputs.extend(parse_output(spec)?);
+    }
+    // buildx's rule: an archive output with `dest=-` owns stdout, so only one may, and never
+    // a terminal.
+    let on_stdout = rootfs_outputs
+        .iter()
+        .filter(|o| o.tar)
+        .map(|o| &o.dest)
+        .chain(outputs.iter().map(|o| &o.dest))
+        .filter(|d| d.as_path() == Path::new("-"))
+        .count();
+    if on_stdout > 1 {
+        bail!("only one output can write to stdout (dest=-)");
+    }
+    if on_stdout == 1 && std::io::stdout().is_terminal() {
+        bail!("refusing to write an archive to a terminal: use dest=FILE or redirect stdout");
     }
     let store = root::open(root_dir)?;
     // `strata build - < Dockerfile`: the Dockerfile comes on stdin and there is no context
@@ -777,11 +808,8 @@ pub fn run(args: Args, root_dir: Option<&Path>) -> Result<ExitCode> {
             eprintln!("naming to {name} done");
         }
     }
-    // A tar on stdout owns stdout: the image id is not printed into it.
-    let tar_on_stdout = rootfs_outputs
-        .iter()
-        .any(|o| o.tar && o.dest == Path::new("-"));
-    if !tar_on_stdout {
+    // An archive on stdout owns stdout: the image id is not printed into it.
+    if on_stdout == 0 {
         println!("{}", exported.config);
     }
     for output in &rootfs_outputs {
