@@ -525,12 +525,37 @@ impl<'a> Snapshots<'a> {
     /// Records that the layer blob `digest` was made from (or unpacked to) snapshot `id`.
     /// The snapshot then keeps the blob alive; lookups by blob find the snapshot.
     pub fn set_layer_blob(&self, id: &SnapshotId, digest: &Digest) -> Result<(), SnapshotError> {
+        self.set_layer_blob_inner(id, digest, None)
+    }
+
+    /// [`Snapshots::set_layer_blob`] that also stores `value` under cache key `key` (whose
+    /// blobs must be `digest` or already stored), in the same transaction: recording a
+    /// layer both ways costs one database sync, not two.
+    pub fn set_layer_blob_cached(
+        &self,
+        id: &SnapshotId,
+        digest: &Digest,
+        key: &crate::cache_index::CacheKey,
+        value: &crate::cache_index::CacheValue,
+    ) -> Result<(), SnapshotError> {
+        self.set_layer_blob_inner(id, digest, Some((key, value)))
+    }
+
+    fn set_layer_blob_inner(
+        &self,
+        id: &SnapshotId,
+        digest: &Digest,
+        cached: Option<(&crate::cache_index::CacheKey, &crate::cache_index::CacheValue)>,
+    ) -> Result<(), SnapshotError> {
         let _gc = GcLock::shared(&self.store.inner.layout)?;
-        if !self.store.inner.layout.blob_path(digest).exists() {
-            return Err(SnapshotError::BlobNotFound {
-                digest: *digest,
-                id: id.clone(),
-            });
+        let blobs = cached.map_or(&[][..], |(_, value)| value.blobs.as_slice());
+        for blob in std::iter::once(digest).chain(blobs) {
+            if !self.store.inner.layout.blob_path(blob).exists() {
+                return Err(SnapshotError::BlobNotFound {
+                    digest: *blob,
+                    id: id.clone(),
+                });
+            }
         }
         let tx = self.store.inner.db.write()?;
         {
@@ -542,6 +567,23 @@ impl<'a> Snapshots<'a> {
             layers
                 .insert(digest.as_bytes().as_slice(), id.as_str())
                 .op("insert layer blob")?;
+            if let Some((key, value)) = cached {
+                if let Some(other) = value.snapshot.as_ref().filter(|s| *s != id) {
+                    if snapshots.get(other.as_str()).op("read snapshot")?.is_none() {
+                        return Err(SnapshotError::NotFound { id: other.clone() });
+                    }
+                }
+                let now = from_millis(now_millis());
+                let record = crate::cache_index::CacheRecord {
+                    value: value.clone(),
+                    created: now,
+                    last_used: now,
+                };
+                let mut cache = tx.open_table(CACHE).op("open cache table")?;
+                cache
+                    .insert(key.as_slice(), record.encode().as_slice())
+                    .op("insert cache record")?;
+            }
         }
         tx.commit().op("commit layer blob")?;
         Ok(())

@@ -196,6 +196,36 @@ fn snapshots_are_invisible_until_committed_and_chain_nearest_first() {
         Err(SnapshotError::BlobNotFound { .. })
     ));
 
+    // Both directions in one transaction: all or nothing.
+    let second = store.content().write(b"second layer tar", &lease).unwrap();
+    store
+        .snapshots()
+        .set_layer_blob_cached(
+            &mid.id,
+            &second.digest,
+            &key(7),
+            &value(Some(&mid.id), &[second.digest], "layer"),
+        )
+        .unwrap();
+    assert_eq!(
+        store.snapshots().by_layer_blob(&second.digest).unwrap(),
+        Some(mid.id.clone())
+    );
+    let cached = store.cache().get(&key(7), None).unwrap().unwrap();
+    assert_eq!(cached.value.blobs, [second.digest]);
+    assert_eq!(cached.value.snapshot.as_ref(), Some(&mid.id));
+    let absent = Digest::of(b"absent too");
+    assert!(matches!(
+        store.snapshots().set_layer_blob_cached(
+            &mid.id,
+            &second.digest,
+            &key(8),
+            &value(Some(&mid.id), &[absent], "layer")
+        ),
+        Err(SnapshotError::BlobNotFound { digest, .. }) if digest == absent
+    ));
+    assert!(store.cache().get(&key(8), None).unwrap().is_none());
+
     // Removal: refused with children or a live lease; a leaf goes with its cache records.
     store
         .cache()

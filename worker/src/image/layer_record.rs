@@ -76,15 +76,15 @@ pub fn remember(
     layer: &LayerRecord,
 ) -> Result<(), LayerRecordError> {
     let digest = layer.descriptor.digest;
+    // One transaction for both directions (one database sync per layer).
     store
         .snapshots()
-        .set_layer_blob(snapshot, &digest)
+        .set_layer_blob_cached(snapshot, &digest, &key(snapshot), &value(snapshot, layer))
         .map_err(|source| LayerRecordError::Map {
             snapshot: snapshot.clone(),
             digest,
             source: Box::new(source),
-        })?;
-    put(store, &key(snapshot), snapshot, layer)
+        })
 }
 
 /// Records that `layer` holds the diff of `snapshot` with every mtime later than `epoch`
@@ -109,20 +109,24 @@ pub fn recall_clamped(
     get(store, &clamped_key(snapshot, epoch), snapshot, lease)
 }
 
+/// The cache value of a layer record: the snapshot, the blob, the record as JSON.
+fn value(snapshot: &SnapshotId, layer: &LayerRecord) -> CacheValue {
+    CacheValue {
+        snapshot: Some(snapshot.clone()),
+        blobs: vec![layer.descriptor.digest],
+        payload: serde_json::to_vec(layer).expect("layer record serializes"),
+    }
+}
+
 fn put(
     store: &Store,
     key: &CacheKey,
     snapshot: &SnapshotId,
     layer: &LayerRecord,
 ) -> Result<(), LayerRecordError> {
-    let value = CacheValue {
-        snapshot: Some(snapshot.clone()),
-        blobs: vec![layer.descriptor.digest],
-        payload: serde_json::to_vec(layer).expect("layer record serializes"),
-    };
     store
         .cache()
-        .put(key, &value)
+        .put(key, &value(snapshot, layer))
         .map_err(|source| LayerRecordError::Index {
             action: "store",
             snapshot: snapshot.clone(),
