@@ -545,7 +545,10 @@ impl<'a> Snapshots<'a> {
         &self,
         id: &SnapshotId,
         digest: &Digest,
-        cached: Option<(&crate::cache_index::CacheKey, &crate::cache_index::CacheValue)>,
+        cached: Option<(
+            &crate::cache_index::CacheKey,
+            &crate::cache_index::CacheValue,
+        )>,
     ) -> Result<(), SnapshotError> {
         let _gc = GcLock::shared(&self.store.inner.layout)?;
         let blobs = cached.map_or(&[][..], |(_, value)| value.blobs.as_slice());

@@ -35,6 +35,7 @@ mod error;
 mod layers;
 mod mount;
 mod namespace;
+mod netns;
 mod output;
 mod process;
 mod rootfs;
@@ -87,6 +88,9 @@ pub enum Backend {
 pub struct Executor {
     backend: BackendImpl,
     state_dir: PathBuf,
+    /// Network namespaces made ahead of time for `--network none` (native backend; started
+    /// by the first such run).
+    netns: std::sync::OnceLock<Option<netns::NetnsPool>>,
 }
 
 #[derive(Debug)]
@@ -119,7 +123,11 @@ impl Executor {
             Backend::Crun(bin) => BackendImpl::Runc(runc::Runc::new(&state_dir, bin, "crun")?),
         };
         layers::clean_stale(&state_dir.join(LAYERS_DIR));
-        Ok(Executor { backend, state_dir })
+        Ok(Executor {
+            backend,
+            state_dir,
+            netns: std::sync::OnceLock::new(),
+        })
     }
 
     /// The state directory.
@@ -140,13 +148,24 @@ impl Executor {
     ) -> Result<ExitStatus, ExecError> {
         let mut scratch = layers::LayerScratch::new(&self.state_dir.join(LAYERS_DIR));
         match &self.backend {
-            BackendImpl::Native => sandbox::run(
-                &self.state_dir.join("native"),
-                &mut scratch,
-                spec,
-                sink,
-                cancel,
-            ),
+            BackendImpl::Native => {
+                let netns = match spec.network {
+                    Network::None => self
+                        .netns
+                        .get_or_init(netns::NetnsPool::start)
+                        .as_ref()
+                        .and_then(netns::NetnsPool::take),
+                    Network::Host => None,
+                };
+                sandbox::run(
+                    &self.state_dir.join("native"),
+                    &mut scratch,
+                    spec,
+                    netns,
+                    sink,
+                    cancel,
+                )
+            }
             BackendImpl::Runc(r) => r.run(&mut scratch, spec, sink, cancel),
         }
     }

@@ -12,7 +12,7 @@
 
 use std::ffi::{c_char, CStr};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use std::process::Command;
 
 use rustix::io::Errno;
@@ -176,6 +176,27 @@ pub(crate) fn loopback_up() -> Result<(), Errno> {
         return Err(Errno::from_raw_os_error(last_errno()));
     }
     Ok(())
+}
+
+/// Moves the calling thread into a new network namespace with `lo` up and returns a handle
+/// on that namespace (`/proc/thread-self/ns/net`). The caller must be a thread of its own
+/// that does nothing else: it stays in that namespace (and the next one it makes).
+pub(crate) fn new_network_namespace() -> Result<OwnedFd, Errno> {
+    // SAFETY: NEWNET only changes this thread's network namespace, which nothing else in
+    // the process observes (the caller is a dedicated thread); file tables stay shared.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET)? };
+    loopback_up()?;
+    rustix::fs::open(
+        c"/proc/thread-self/ns/net",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+}
+
+/// Moves the calling process (a sandbox's init, before anything else) into the network
+/// namespace `ns`.
+pub(crate) fn enter_network_namespace(ns: BorrowedFd<'_>) -> Result<(), Errno> {
+    rustix::thread::move_into_link_name_space(ns, Some(rustix::thread::LinkNameSpaceType::Network))
 }
 
 /// Moves the calling (single-threaded) process into a new mount namespace.

@@ -579,15 +579,31 @@ fn network_none_has_only_loopback() {
         let (server, port) = tcp_server();
         let script = format!(
             "ls /sys/class/net; ip -o link show lo | grep -q UP && echo lo-up; \
-             echo hi | nc -w 2 127.0.0.1 {port} && echo connected || echo refused"
+             echo hi | nc -w 2 127.0.0.1 {port} && echo connected || echo refused; \
+             readlink /proc/self/ns/net"
         );
         let mut spec = l.sh(&script);
         spec.network = Network::None;
-        assert_eq!(
-            stdout(name, exec, &spec),
-            "lo\nlo-up\nrefused\n",
-            "[{name}] no network"
-        );
+        // Several runs in a row, each in a namespace of its own, never the host's. The native
+        // backend makes the next namespace while a run goes on, so two runs in a row have
+        // live namespaces at once and distinct inodes (a namespace freed earlier may give
+        // its inode number to a later one, so only neighbours are compared).
+        let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let mut previous = None;
+        for run in 0..3 {
+            let out = stdout(name, exec, &spec);
+            let (checks, ns) = out.rsplit_once("refused\n").unwrap_or((&out, ""));
+            assert_eq!(
+                checks, "lo\nlo-up\n",
+                "[{name}] no network, run {run}: {out}"
+            );
+            let ns = std::path::PathBuf::from(ns.trim());
+            assert_ne!(ns, host, "[{name}] run {run} in the host's namespace");
+            if name == "native" {
+                assert_ne!(Some(&ns), previous.as_ref(), "[{name}] run {run} reused it");
+            }
+            previous = Some(ns);
+        }
         drop(server);
     }
 }

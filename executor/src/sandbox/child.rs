@@ -45,6 +45,9 @@ pub(super) struct ChildCtx<'a> {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub ctrl: OwnedFd,
+    /// A network namespace made ahead of time to enter (`--network none`; else the clone
+    /// made a new one, or the sandbox shares the host's).
+    pub netns: Option<OwnedFd>,
 }
 
 /// A failed step.
@@ -117,6 +120,10 @@ pub(super) fn init(ctx: &mut ChildCtx<'_>) -> ! {
 fn setup(ctx: &mut ChildCtx<'_>) -> R {
     // Die with the supervisor; if it is already gone, the handshake below sees EOF.
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    // First: /sys and lo below belong to the namespace the process is in.
+    if let Some(ns) = &ctx.netns {
+        sys::enter_network_namespace(ns.as_fd()).at(Step::Netns, 0)?;
+    }
     rustix::stdio::dup2_stdin(&ctx.stdin).at(Step::Stdio, 0)?;
     rustix::stdio::dup2_stdout(&ctx.stdout).at(Step::Stdio, 1)?;
     rustix::stdio::dup2_stderr(&ctx.stderr).at(Step::Stdio, 2)?;
@@ -288,7 +295,8 @@ fn setup(ctx: &mut ChildCtx<'_>) -> R {
     }
 
     rustix::system::sethostname(&plan.hostname).at(Step::Hostname, 0)?;
-    if plan.network_none {
+    // A namespace made ahead of time has lo up already.
+    if plan.network_none && ctx.netns.is_none() {
         sys::loopback_up().at(Step::Loopback, 0)?;
     }
     for (i, p) in plan.cwd_prefixes.iter().enumerate() {

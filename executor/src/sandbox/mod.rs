@@ -145,11 +145,14 @@ struct Outcome {
     cancelled: bool,
 }
 
-/// Runs `spec` in a native sandbox whose scratch mountpoint is `state_dir`.
+/// Runs `spec` in a native sandbox whose scratch mountpoint is `state_dir`. A `--network
+/// none` sandbox enters `netns` (a fresh namespace made ahead of time) when given, else it is
+/// cloned into a new one.
 pub(crate) fn run(
     state_dir: &Path,
     scratch: &mut LayerScratch,
     spec: &RunSpec,
+    netns: Option<OwnedFd>,
     sink: &mut dyn OutputSink,
     cancel: &CancelToken,
 ) -> Result<ExitStatus, ExecError> {
@@ -169,14 +172,19 @@ pub(crate) fn run(
     let devnull = rustix::fs::open(c"/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
         .map_err(os("open /dev/null"))?;
 
+    let netns = netns.filter(|_| plan.network_none);
+    let mut flags = plan.namespaces;
+    if netns.is_some() {
+        flags &= !(libc::CLONE_NEWNET as u64);
+    }
     let mut ctx = child::ChildCtx {
         plan: &mut plan,
         stdin: devnull,
         stdout: out_w,
         stderr: err_w,
         ctrl: ctrl_child,
+        netns,
     };
-    let flags = ctx.plan.namespaces;
     let (pid, pidfd) = sys::clone_sandbox(flags, &mut ctx, child::init).map_err(|e| {
         ExecError::Sandbox(SandboxError::Os {
             what: "clone into new namespaces",

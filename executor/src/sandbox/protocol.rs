@@ -57,10 +57,11 @@ pub(super) enum Step {
     NoNewPrivs,
     Seccomp,
     Exec,
+    Netns,
 }
 
 impl Step {
-    const ALL: [Step; 36] = [
+    const ALL: [Step; 37] = [
         Step::Stdio,
         Step::Privatize,
         Step::Scratch,
@@ -97,6 +98,7 @@ impl Step {
         Step::NoNewPrivs,
         Step::Seccomp,
         Step::Exec,
+        Step::Netns,
     ];
 
     pub(super) fn from_u32(v: u32) -> Option<Step> {
@@ -129,6 +131,7 @@ impl Step {
             Step::ReadonlyPath => "make path read-only",
             Step::Hostname => "set hostname",
             Step::Loopback => "bring up lo",
+            Step::Netns => "enter network namespace",
             Step::Cwd => "create working directory",
             Step::Handshake => "talk to supervisor",
             Step::Fork => "fork process",
