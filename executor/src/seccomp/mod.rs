@@ -1,14 +1,14 @@
-//! Docker's default seccomp profile, compiled to BPF with `seccompiler` (no libseccomp).
+//! Docker's default seccomp profile, compiled to BPF here (no libseccomp).
 //!
 //! Role: [`PROFILE`] is moby's `profiles/seccomp/default.json` written as Rust data (same
 //! rules, same conditions on architecture and capabilities); [`resolve`] evaluates those
 //! conditions for one architecture and capability set; [`filters`] turns the result into the
-//! BPF programs the native sandbox installs, and the runc backend hands the resolved rules to
+//! BPF programs the native sandbox installs (compiled by `bpf`: a binary search over syscall
+//! numbers; `seccompiler` installs them and, in the tests, is the reference they must match), and the runc backend hands the resolved rules to
 //! runc as an OCI `linux.seccomp` section, so both backends enforce the same profile.
 //!
 //! Key decisions:
-//! - The default action returns `EPERM`, as Docker's. A seccomp filter built by `seccompiler`
-//!   has one match action, so the profile's one rule with another action (`clone3` → `ENOSYS`,
+//! - The default action returns `EPERM`, as Docker's. A filter here has one match action, so the profile's one rule with another action (`clone3` → `ENOSYS`,
 //!   so glibc falls back to `clone`, whose namespace flags are then refused) is a second,
 //!   later filter: among equal action classes the kernel keeps the most recently installed
 //!   filter's errno.
@@ -16,15 +16,13 @@
 //!   [`SeccompError::UnsupportedArch`]. 32-bit (`int 0x80`) syscalls are killed by the filter's
 //!   architecture check, where Docker would allow the x86 sub-architecture.
 
+mod bpf;
 mod x86_64;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use seccompiler::{BpfProgram, SeccompAction};
 
 /// Why a seccomp filter could not be built.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -701,14 +699,42 @@ fn number(name: &str) -> Option<i64> {
         .map(|i| x86_64::SYSCALLS[i].1)
 }
 
-fn condition(a: &Arg) -> Result<SeccompCondition, seccompiler::BackendError> {
-    let op = match a.op {
-        Op::Eq => SeccompCmpOp::Eq,
-        Op::Lt => SeccompCmpOp::Lt,
-        Op::Gt => SeccompCmpOp::Gt,
-        Op::MaskedEq(mask) => SeccompCmpOp::MaskedEq(mask),
-    };
-    SeccompCondition::new(a.index, SeccompCmpArgLen::Qword, op, a.value)
+/// `AUDIT_ARCH_X86_64`: what `seccomp_data.arch` holds for a 64-bit x86 syscall.
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+
+/// The syscalls the rules with `action` name: number → alternatives of conditions (empty:
+/// unconditional; an unconditional rule wins over conditional ones for the same syscall).
+fn table(rules: &[Resolved], action: Action) -> BTreeMap<u32, bpf::Rules> {
+    let mut map: BTreeMap<u32, Option<bpf::Rules>> = BTreeMap::new();
+    for r in rules.iter().filter(|r| r.action == action) {
+        for nr in r.names.iter().filter_map(|n| number(n)) {
+            let Ok(nr) = u32::try_from(nr) else { continue };
+            let entry = map.entry(nr).or_insert_with(|| Some(Vec::new()));
+            if r.args.is_empty() {
+                *entry = None;
+            } else if let Some(list) = entry {
+                list.push(r.args.iter().map(cond).collect());
+            }
+        }
+    }
+    map.into_iter()
+        .map(|(nr, rules)| (nr, rules.unwrap_or_default()))
+        .collect()
+}
+
+fn cond(a: &Arg) -> bpf::Cond {
+    bpf::Cond {
+        index: a.index,
+        cmp: match a.op {
+            Op::Eq => bpf::Cmp::Eq(a.value),
+            Op::Lt => bpf::Cmp::Lt(a.value),
+            Op::Gt => bpf::Cmp::Gt(a.value),
+            Op::MaskedEq(mask) => bpf::Cmp::MaskedEq {
+                mask,
+                value: a.value,
+            },
+        },
+    }
 }
 
 /// One filter per action: `Allow` rules (everything else → `EPERM`), then each errno.
@@ -718,36 +744,21 @@ fn build(rules: &[Resolved]) -> Result<Vec<BpfProgram>, SeccompError> {
             arch: std::env::consts::ARCH,
         });
     }
-    let compile = |which: &'static str, action: Action, mismatch, matched| {
-        let err = |e: &dyn std::fmt::Display| SeccompError::Compile {
-            which,
-            reason: e.to_string(),
-        };
-        // Several rules for one syscall are alternatives; an unconditional one wins.
-        let mut map: BTreeMap<i64, Option<Vec<SeccompRule>>> = BTreeMap::new();
-        for r in rules.iter().filter(|r| r.action == action) {
-            for nr in r.names.iter().filter_map(|n| number(n)) {
-                let entry = map.entry(nr).or_insert_with(|| Some(Vec::new()));
-                if r.args.is_empty() {
-                    *entry = None;
-                } else if let Some(list) = entry {
-                    let conds = r
-                        .args
-                        .iter()
-                        .map(condition)
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| err(&e))?;
-                    list.push(SeccompRule::new(conds).map_err(|e| err(&e))?);
-                }
-            }
+    let compile = |which: &'static str, action: Action, mismatch: SeccompAction, matched| {
+        let program = bpf::compile(
+            AUDIT_ARCH_X86_64,
+            &table(rules, action),
+            u32::from(matched),
+            u32::from(mismatch),
+        );
+        // The kernel's limit (BPF_MAXINSNS).
+        if program.len() > 4096 {
+            return Err(SeccompError::Compile {
+                which,
+                reason: format!("{} instructions (at most 4096)", program.len()),
+            });
         }
-        let map = map
-            .into_iter()
-            .map(|(nr, rules)| (nr, rules.unwrap_or_default()))
-            .collect();
-        let filter =
-            SeccompFilter::new(map, mismatch, matched, TargetArch::x86_64).map_err(|e| err(&e))?;
-        BpfProgram::try_from(filter).map_err(|e| err(&e))
+        Ok(program)
     };
     let mut out = vec![compile(
         "allow",
@@ -755,16 +766,7 @@ fn build(rules: &[Resolved]) -> Result<Vec<BpfProgram>, SeccompError> {
         SeccompAction::Errno(DEFAULT_ERRNO),
         SeccompAction::Allow,
     )?];
-    let mut errnos: Vec<u32> = rules
-        .iter()
-        .filter_map(|r| match r.action {
-            Action::Errno(e) => Some(e),
-            Action::Allow => None,
-        })
-        .collect();
-    errnos.sort_unstable();
-    errnos.dedup();
-    for e in errnos {
+    for e in errnos(rules) {
         out.push(compile(
             "errno",
             Action::Errno(e),
@@ -775,8 +777,23 @@ fn build(rules: &[Resolved]) -> Result<Vec<BpfProgram>, SeccompError> {
     Ok(out)
 }
 
+/// The errnos of the rules that return one, each once, in order.
+fn errnos(rules: &[Resolved]) -> Vec<u32> {
+    let mut errnos: Vec<u32> = rules
+        .iter()
+        .filter_map(|r| match r.action {
+            Action::Errno(e) => Some(e),
+            Action::Allow => None,
+        })
+        .collect();
+    errnos.sort_unstable();
+    errnos.dedup();
+    errnos
+}
+
 #[cfg(test)]
 mod tests {
+    use super::bpf::tests::run;
     use super::*;
 
     #[test]
@@ -834,6 +851,149 @@ mod tests {
                 "{n} has no x86_64 number"
             );
         }
+    }
+
+    /// The programs `seccompiler` makes of the same tables (the previous compiler).
+    fn reference(rules: &[Resolved]) -> Vec<BpfProgram> {
+        use seccompiler::{
+            SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+            TargetArch,
+        };
+        let compile = |action: Action, mismatch, matched| {
+            let map = table(rules, action)
+                .into_iter()
+                .map(|(nr, alternatives)| {
+                    let rules = alternatives
+                        .iter()
+                        .map(|conds| {
+                            let conds = conds
+                                .iter()
+                                .map(|c| {
+                                    let (op, v) = match c.cmp {
+                                        bpf::Cmp::Eq(v) => (SeccompCmpOp::Eq, v),
+                                        bpf::Cmp::Lt(v) => (SeccompCmpOp::Lt, v),
+                                        bpf::Cmp::Gt(v) => (SeccompCmpOp::Gt, v),
+                                        bpf::Cmp::MaskedEq { mask, value } => {
+                                            (SeccompCmpOp::MaskedEq(mask), value)
+                                        }
+                                    };
+                                    SeccompCondition::new(c.index, SeccompCmpArgLen::Qword, op, v)
+                                        .unwrap()
+                                })
+                                .collect();
+                            SeccompRule::new(conds).unwrap()
+                        })
+                        .collect();
+                    (i64::from(nr), rules)
+                })
+                .collect();
+            let filter = SeccompFilter::new(map, mismatch, matched, TargetArch::x86_64).unwrap();
+            BpfProgram::try_from(filter).unwrap()
+        };
+        let mut out = vec![compile(
+            Action::Allow,
+            SeccompAction::Errno(DEFAULT_ERRNO),
+            SeccompAction::Allow,
+        )];
+        for e in errnos(rules) {
+            out.push(compile(
+                Action::Errno(e),
+                SeccompAction::Allow,
+                SeccompAction::Errno(e),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn programs_decide_as_seccompilers_on_every_syscall() {
+        let rules = resolve("amd64", crate::capability::default_mask());
+        let ours = build(&rules).unwrap();
+        let theirs = reference(&rules);
+        assert_eq!(ours.len(), theirs.len());
+        // Argument values around every constant the rules compare with, and a spread.
+        let mut values: Vec<u64> = vec![0, 1, u64::MAX, u64::MAX - 1, 1 << 32, (1 << 32) - 1];
+        for r in &rules {
+            for a in &r.args {
+                let mut v = vec![a.value, a.value.wrapping_add(1), a.value.wrapping_sub(1)];
+                if let Op::MaskedEq(mask) = a.op {
+                    v.extend([mask, !mask, a.value | !mask, a.value ^ (1 << 40)]);
+                }
+                for x in v {
+                    values.extend([x, x ^ (1 << 63), x | (1 << 35)]);
+                }
+            }
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            values.push(state);
+        }
+        values.sort_unstable();
+        values.dedup();
+        let numbers = (0..=600u32).chain([0x4000_0000, 0x4000_0001, 0x4000_0200, u32::MAX]);
+        let mut checked = 0;
+        assert!(
+            ours[0].len() * 4 < theirs[0].len(),
+            "{} instructions against seccompiler's {}",
+            ours[0].len(),
+            theirs[0].len()
+        );
+        for (program, reference) in ours.iter().zip(&theirs) {
+            assert!(program.len() <= reference.len());
+            for nr in numbers.clone() {
+                for arch in [AUDIT_ARCH_X86_64, 0x4000_0003 /* i386 */] {
+                    let conditional = rules.iter().any(|r| {
+                        !r.args.is_empty()
+                            && r.names.iter().any(|n| number(n) == Some(i64::from(nr)))
+                    });
+                    let sets: Vec<[u64; 6]> = if conditional {
+                        values
+                            .iter()
+                            .flat_map(|&v| {
+                                (0..6).map(move |i| {
+                                    let mut args = [0u64; 6];
+                                    args[i] = v;
+                                    args
+                                })
+                            })
+                            .collect()
+                    } else {
+                        vec![[0; 6], [u64::MAX; 6]]
+                    };
+                    for args in sets {
+                        assert_eq!(
+                            run(program, nr, arch, args),
+                            run(reference, nr, arch, args),
+                            "syscall {nr}, arch {arch:#x}, args {args:x?}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 2400, "{checked}");
+        // Spot checks of what the profile says, through the program.
+        let allow = u32::from(SeccompAction::Allow);
+        let eperm = u32::from(SeccompAction::Errno(DEFAULT_ERRNO));
+        let nr = |n| u32::try_from(number(n).unwrap()).unwrap();
+        assert_eq!(run(&ours[0], nr("read"), AUDIT_ARCH_X86_64, [0; 6]), allow);
+        assert_eq!(run(&ours[0], nr("mount"), AUDIT_ARCH_X86_64, [0; 6]), eperm);
+        let clone_newns = [0x0002_0000u64, 0, 0, 0, 0, 0];
+        assert_eq!(
+            run(&ours[0], nr("clone"), AUDIT_ARCH_X86_64, clone_newns),
+            eperm
+        );
+        assert_eq!(
+            run(&ours[0], nr("clone"), AUDIT_ARCH_X86_64, [0x11; 6]),
+            allow
+        );
+        assert_eq!(
+            run(&ours[0], nr("read"), 0x4000_0003, [0; 6]),
+            libc::SECCOMP_RET_KILL_PROCESS
+        );
     }
 
     #[test]
