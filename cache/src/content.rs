@@ -1,13 +1,16 @@
 //! The content store: sha256-addressed blobs under `v1/content/blobs/sha256/`.
 //!
-//! Main types: [`Content`] (a view of the store) and [`BlobInfo`].
+//! Main types: [`Content`] (a view of the store), [`BlobInfo`] and [`StagedBlob`].
 //!
 //! Ingest streams a reader into a temp file in the owner's staging directory while hashing,
 //! checks the digest against the expected one, fsyncs, and renames into place — so a blob
 //! name always holds exactly the bytes it names; on any error nothing is left behind. A blob
 //! that already exists is not written again: with an expected digest the reader is not even
 //! read. Every ingest leases the blob in the same step (under the gc lock), so a concurrent
-//! prune cannot delete it between "it exists" and "the build uses it".
+//! prune cannot delete it between "it exists" and "the build uses it". Many blobs written
+//! together (the layers of an export) can be staged first and published as one batch
+//! ([`Content::stage`], [`Content::publish`]): one `syncfs` and one directory `fsync` for
+//! all, the same guarantee (no name before its bytes are on disk).
 //!
 //! Key decision: blobs carry no database record. The file is the truth (a blob exists iff its
 //! file does), and what keeps a blob alive is a reference from an image, a cache record, a
@@ -20,7 +23,7 @@ use std::path::PathBuf;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
-use crate::durable::{fsync_dir, TempFile};
+use crate::durable::{fsync_dir, sync_filesystem, TempFile};
 use crate::lease::{GcLock, Lease, LeaseError, Resource};
 use crate::store::Store;
 
@@ -81,6 +84,20 @@ pub struct BlobInfo {
     pub digest: Digest,
     /// Its size in bytes.
     pub size: u64,
+}
+
+/// A blob written into staging, not yet durable or visible ([`Content::stage`]).
+#[derive(Debug)]
+pub struct StagedBlob {
+    temp: TempFile,
+    info: BlobInfo,
+}
+
+impl StagedBlob {
+    /// Its digest and size.
+    pub fn info(&self) -> BlobInfo {
+        self.info
+    }
 }
 
 /// Streaming buffer: large enough that hashing, not syscalls, dominates.
@@ -160,7 +177,7 @@ impl<'a> Content<'a> {
     /// nothing behind.
     pub fn ingest(
         &self,
-        mut reader: impl Read,
+        reader: impl Read,
         expected: Option<Digest>,
         lease: &Lease,
     ) -> Result<BlobInfo, ContentError> {
@@ -170,6 +187,92 @@ impl<'a> Content<'a> {
                 return Ok(info);
             }
         }
+        let mut staged = self.write_staging(reader, expected)?;
+        if let Some(info) = self.lease_existing(&staged.info.digest, lease)? {
+            return Ok(info);
+        }
+        // fsync outside the gc lock (it is the slow part), rename and lease inside it.
+        let path = staged.temp.path().to_owned();
+        staged
+            .temp
+            .file()
+            .sync_all()
+            .map_err(|source| ContentError::Io {
+                action: "fsync",
+                path,
+                source,
+            })?;
+        Ok(self.publish_synced(vec![staged], lease)?.remove(0))
+    }
+
+    /// Writes the blob read from `reader` into the staging directory, hashed but neither
+    /// durable nor visible: [`Content::publish`] makes a batch of them both at once (one
+    /// `syncfs` and one directory `fsync` for all, where [`Content::ingest`] pays an `fsync`
+    /// of the file and of the directory per blob). Dropped unpublished, it is removed.
+    pub fn stage(&self, reader: impl Read, lease: &Lease) -> Result<StagedBlob, ContentError> {
+        self.check_lease(lease)?;
+        self.write_staging(reader, None)
+    }
+
+    /// Makes `staged` blobs durable (one `syncfs` of the store's file system) and then
+    /// visible under their digests (renames, one `fsync` of the blob directory), leased.
+    /// A blob is never visible before its bytes are on disk.
+    pub fn publish(
+        &self,
+        staged: Vec<StagedBlob>,
+        lease: &Lease,
+    ) -> Result<Vec<BlobInfo>, ContentError> {
+        self.check_lease(lease)?;
+        if staged.is_empty() {
+            return Ok(Vec::new());
+        }
+        let staging = self.store.staging();
+        sync_filesystem(staging).map_err(|source| ContentError::Io {
+            action: "syncfs",
+            path: staging.to_owned(),
+            source,
+        })?;
+        self.publish_synced(staged, lease)
+    }
+
+    /// Renames durable staged blobs into place under the gc lock, leases them, and makes the
+    /// names durable.
+    fn publish_synced(
+        &self,
+        staged: Vec<StagedBlob>,
+        lease: &Lease,
+    ) -> Result<Vec<BlobInfo>, ContentError> {
+        let mut out = Vec::with_capacity(staged.len());
+        {
+            let _gc = GcLock::shared(&self.store.inner.layout)?;
+            for blob in staged {
+                let dest = self.path(&blob.info.digest);
+                blob.temp
+                    .persist_synced(&dest, false)
+                    .map_err(|source| ContentError::Io {
+                        action: "rename blob to",
+                        path: dest,
+                        source,
+                    })?;
+                lease.add_locked([Resource::Blob(blob.info.digest)])?;
+                out.push(blob.info);
+            }
+        }
+        let dir = self.store.inner.layout.blobs_dir();
+        fsync_dir(&dir).map_err(|source| ContentError::Io {
+            action: "fsync",
+            path: dir,
+            source,
+        })?;
+        Ok(out)
+    }
+
+    /// Hashes and writes `reader` into a staging file; checks `expected` if given.
+    fn write_staging(
+        &self,
+        mut reader: impl Read,
+        expected: Option<Digest>,
+    ) -> Result<StagedBlob, ContentError> {
         let staging = self.store.staging();
         let io_err = |action: &'static str, path: PathBuf| {
             move |source| ContentError::Io {
@@ -206,25 +309,12 @@ impl<'a> Content<'a> {
                 });
             }
         }
-        if let Some(info) = self.lease_existing(&actual, lease)? {
-            return Ok(info);
-        }
-        // fsync outside the gc lock (it is the slow part), rename and lease inside it.
-        temp.file()
-            .sync_all()
-            .map_err(io_err("fsync", temp.path().to_owned()))?;
-        let dest = self.path(&actual);
-        {
-            let _gc = GcLock::shared(&self.store.inner.layout)?;
-            temp.persist(&dest, false)
-                .map_err(io_err("rename blob to", dest.clone()))?;
-            lease.add_locked([Resource::Blob(actual)])?;
-        }
-        let dir = self.store.inner.layout.blobs_dir();
-        fsync_dir(&dir).map_err(io_err("fsync", dir))?;
-        Ok(BlobInfo {
-            digest: actual,
-            size,
+        Ok(StagedBlob {
+            temp,
+            info: BlobInfo {
+                digest: actual,
+                size,
+            },
         })
     }
 

@@ -81,9 +81,14 @@ impl TempFile {
     /// Fsyncs the content, renames the file to `dest` (replacing what is there) and, if
     /// `sync_dir`, fsyncs `dest`'s directory.
     pub fn persist(mut self, dest: &Path, sync_dir: bool) -> io::Result<()> {
-        let file = self.file.take().expect("temp file persisted twice");
-        file.sync_all()?;
-        drop(file);
+        self.file().sync_all()?;
+        self.persist_synced(dest, sync_dir)
+    }
+
+    /// [`TempFile::persist`] for a file whose content the caller already made durable (an
+    /// `fsync` of it, or a `syncfs` of its file system).
+    pub fn persist_synced(mut self, dest: &Path, sync_dir: bool) -> io::Result<()> {
+        drop(self.file.take().expect("temp file persisted twice"));
         fs::rename(&self.path, dest)?;
         // The name is gone: nothing left to remove on drop.
         self.path = PathBuf::new();

@@ -53,7 +53,7 @@ pub mod store;
 
 pub use cache_index::{CacheError, CacheIndex, CacheKey, CacheRecord, CacheValue};
 pub use cache_mount::{CacheMountError, CacheMountRecord, CacheMounts};
-pub use content::{BlobInfo, Content, ContentError};
+pub use content::{BlobInfo, Content, ContentError, StagedBlob};
 pub use db::{DbError, SCHEMA_VERSION};
 pub use digest::{Digest, DigestError};
 pub use encoding::DecodeError;
@@ -62,5 +62,7 @@ pub use image_index::{ImageError, ImageRecord, ImageTarget, Images};
 pub use layout::{Layout, LayoutError, LAYOUT_VERSION};
 pub use lease::{Lease, LeaseError, Resource};
 pub use owner::OwnerError;
-pub use snapshot::{PreparedSnapshot, SnapshotError, SnapshotId, SnapshotRecord, Snapshots};
+pub use snapshot::{
+    LayerBlob, PreparedSnapshot, SnapshotError, SnapshotId, SnapshotRecord, Snapshots,
+};
 pub use store::{Store, StoreError};

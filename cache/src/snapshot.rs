@@ -175,6 +175,21 @@ impl fmt::Debug for SnapshotId {
     }
 }
 
+/// One layer blob to record for a snapshot ([`Snapshots::set_layer_blobs`]), with the cache
+/// record to store beside it, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerBlob<'a> {
+    /// The snapshot.
+    pub id: &'a SnapshotId,
+    /// The layer blob made from (or unpacked to) it.
+    pub digest: &'a Digest,
+    /// A cache key and value to store in the same transaction.
+    pub cached: Option<(
+        &'a crate::cache_index::CacheKey,
+        &'a crate::cache_index::CacheValue,
+    )>,
+}
+
 /// A committed snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRecord {
@@ -525,7 +540,11 @@ impl<'a> Snapshots<'a> {
     /// Records that the layer blob `digest` was made from (or unpacked to) snapshot `id`.
     /// The snapshot then keeps the blob alive; lookups by blob find the snapshot.
     pub fn set_layer_blob(&self, id: &SnapshotId, digest: &Digest) -> Result<(), SnapshotError> {
-        self.set_layer_blob_inner(id, digest, None)
+        self.set_layer_blobs(&[LayerBlob {
+            id,
+            digest,
+            cached: None,
+        }])
     }
 
     /// [`Snapshots::set_layer_blob`] that also stores `value` under cache key `key` (whose
@@ -538,36 +557,38 @@ impl<'a> Snapshots<'a> {
         key: &crate::cache_index::CacheKey,
         value: &crate::cache_index::CacheValue,
     ) -> Result<(), SnapshotError> {
-        self.set_layer_blob_inner(id, digest, Some((key, value)))
+        self.set_layer_blobs(&[LayerBlob {
+            id,
+            digest,
+            cached: Some((key, value)),
+        }])
     }
 
-    fn set_layer_blob_inner(
-        &self,
-        id: &SnapshotId,
-        digest: &Digest,
-        cached: Option<(
-            &crate::cache_index::CacheKey,
-            &crate::cache_index::CacheValue,
-        )>,
-    ) -> Result<(), SnapshotError> {
+    /// Several [`Snapshots::set_layer_blob`] / [`Snapshots::set_layer_blob_cached`] in one
+    /// transaction (the layers of one export: one database sync for all). All or nothing.
+    pub fn set_layer_blobs(&self, layers: &[LayerBlob<'_>]) -> Result<(), SnapshotError> {
         let _gc = GcLock::shared(&self.store.inner.layout)?;
-        let blobs = cached.map_or(&[][..], |(_, value)| value.blobs.as_slice());
-        for blob in std::iter::once(digest).chain(blobs) {
-            if !self.store.inner.layout.blob_path(blob).exists() {
-                return Err(SnapshotError::BlobNotFound {
-                    digest: *blob,
-                    id: id.clone(),
-                });
+        for layer in layers {
+            let blobs = layer
+                .cached
+                .map_or(&[][..], |(_, value)| value.blobs.as_slice());
+            for blob in std::iter::once(layer.digest).chain(blobs) {
+                if !self.store.inner.layout.blob_path(blob).exists() {
+                    return Err(SnapshotError::BlobNotFound {
+                        digest: *blob,
+                        id: layer.id.clone(),
+                    });
+                }
             }
         }
         let tx = self.store.inner.db.write()?;
-        {
+        for &LayerBlob { id, digest, cached } in layers {
             let snapshots = tx.open_table(SNAPSHOTS).op("open snapshots table")?;
             if snapshots.get(id.as_str()).op("read snapshot")?.is_none() {
                 return Err(SnapshotError::NotFound { id: id.clone() });
             }
-            let mut layers = tx.open_table(LAYERS).op("open layer blobs table")?;
-            layers
+            let mut table = tx.open_table(LAYERS).op("open layer blobs table")?;
+            table
                 .insert(digest.as_bytes().as_slice(), id.as_str())
                 .op("insert layer blob")?;
             if let Some((key, value)) = cached {

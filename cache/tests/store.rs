@@ -109,6 +109,33 @@ fn blobs_are_verified_deduplicated_and_never_partial() {
     assert!(names(&staging).is_empty());
     assert_eq!(store.content().list().unwrap().len(), 1);
 
+    // Staged blobs are invisible until published together; dropped ones leave nothing.
+    let (a, b, c) = (&b"layer a"[..], &b"layer b"[..], &b"layer c"[..]);
+    let staged_a = store.content().stage(a, &lease).unwrap();
+    let staged_b = store.content().stage(b, &lease).unwrap();
+    let staged_c = store.content().stage(c, &lease).unwrap();
+    assert_eq!(staged_a.info().digest, Digest::of(a));
+    assert!(!store.content().contains(&Digest::of(a)));
+    assert_eq!(names(&staging).len(), 3);
+    drop(staged_c);
+    let published = store
+        .content()
+        .publish(vec![staged_a, staged_b], &lease)
+        .unwrap();
+    assert_eq!(
+        published.iter().map(|i| i.digest).collect::<Vec<_>>(),
+        [Digest::of(a), Digest::of(b)]
+    );
+    assert_eq!(fs::read(store.content().path(&Digest::of(b))).unwrap(), b);
+    assert!(!store.content().contains(&Digest::of(c)));
+    assert!(names(&staging).is_empty(), "{:?}", names(&staging));
+    assert_eq!(store.content().list().unwrap().len(), 3);
+    assert!(store
+        .content()
+        .publish(Vec::new(), &lease)
+        .unwrap()
+        .is_empty());
+
     assert!(matches!(
         store.content().open(&wrong),
         Err(ContentError::NotFound { .. })

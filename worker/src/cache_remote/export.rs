@@ -214,7 +214,7 @@ fn prepare(
                 continue;
             }
             let what = format!("cannot export the layer of snapshot {}", record.id);
-            let layer = layer_of(store, &blobs, record, None).map_err(|e| fail(&what, &e))?;
+            let layer = layer_of(store, &blobs, record, None, None).map_err(|e| fail(&what, &e))?;
             let index = match layer {
                 None => None,
                 Some((layer, _)) => {

@@ -14,7 +14,9 @@
 //! tar is canonical, so it comes out with the same digest.
 
 use serde::{Deserialize, Serialize};
-use strata_cache::{CacheError, CacheKey, CacheValue, Lease, SnapshotError, SnapshotId, Store};
+use strata_cache::{
+    CacheError, CacheKey, CacheValue, LayerBlob, Lease, SnapshotError, SnapshotId, Store,
+};
 use strata_oci::{Descriptor, Digest};
 
 const KEY_CONTEXT: &str = "strata-worker image layer-of-snapshot v1";
@@ -83,6 +85,35 @@ pub fn remember(
         .map_err(|source| LayerRecordError::Map {
             snapshot: snapshot.clone(),
             digest,
+            source: Box::new(source),
+        })
+}
+
+/// [`remember`] for many snapshots in one transaction (the new layers of one export).
+pub fn remember_all(
+    store: &Store,
+    layers: &[(SnapshotId, LayerRecord)],
+) -> Result<(), LayerRecordError> {
+    let Some((first, layer)) = layers.first() else {
+        return Ok(());
+    };
+    let keys: Vec<CacheKey> = layers.iter().map(|(id, _)| key(id)).collect();
+    let values: Vec<CacheValue> = layers.iter().map(|(id, l)| value(id, l)).collect();
+    let batch: Vec<LayerBlob<'_>> = layers
+        .iter()
+        .zip(keys.iter().zip(&values))
+        .map(|((id, l), (k, v))| LayerBlob {
+            id,
+            digest: &l.descriptor.digest,
+            cached: Some((k, v)),
+        })
+        .collect();
+    store
+        .snapshots()
+        .set_layer_blobs(&batch)
+        .map_err(|source| LayerRecordError::Map {
+            snapshot: first.clone(),
+            digest: layer.descriptor.digest,
             source: Box::new(source),
         })
 }
