@@ -225,52 +225,56 @@ impl Asm {
     /// Unsigned 64-bit comparison of an argument, as two 32-bit halves.
     fn condition(&mut self, cond: Cond, holds: Label, fails: Label) {
         let low_at = ARGS + 8 * u32::from(cond.index);
-        let high_at = low_at + 4;
-        let halves = |v: u64| ((v >> 32) as u32, v as u32);
-        let low = self.label();
+        let at = (low_at + 4, low_at);
         match cond.cmp {
-            Cmp::Eq(v) => {
-                let (vh, vl) = halves(v);
-                self.push(Ins::Ld(high_at));
-                self.jump(JEQ, vh, low, fails);
-                self.push(Ins::Mark(low));
-                self.push(Ins::Ld(low_at));
-                self.jump(JEQ, vl, holds, fails);
+            Cmp::Eq(v) => self.equal(at, None, v, holds, fails),
+            Cmp::MaskedEq { mask, value } => self.equal(at, Some(mask), value & mask, holds, fails),
+            Cmp::Gt(v) => self.order(at, v, (holds, fails), JGT),
+            Cmp::Lt(v) => self.order(at, v, (fails, holds), JGE),
+        }
+    }
+
+    /// `(arg & mask) == value`, half by half (no mask: plain equality).
+    fn equal(
+        &mut self,
+        (high_at, low_at): (u32, u32),
+        mask: Option<u64>,
+        value: u64,
+        holds: Label,
+        fails: Label,
+    ) {
+        for (at, shift) in [(high_at, 32), (low_at, 0)] {
+            self.push(Ins::Ld(at));
+            if let Some(mask) = mask {
+                self.push(Ins::And((mask >> shift) as u32));
             }
-            Cmp::MaskedEq { mask, value } => {
-                let (mh, ml) = halves(mask);
-                let (vh, vl) = halves(value & mask);
-                self.push(Ins::Ld(high_at));
-                self.push(Ins::And(mh));
-                self.jump(JEQ, vh, low, fails);
-                self.push(Ins::Mark(low));
-                self.push(Ins::Ld(low_at));
-                self.push(Ins::And(ml));
-                self.jump(JEQ, vl, holds, fails);
-            }
-            Cmp::Gt(v) => {
-                let (vh, vl) = halves(v);
-                let equal = self.label();
-                self.push(Ins::Ld(high_at));
-                self.jump(JGT, vh, holds, equal);
-                self.push(Ins::Mark(equal));
-                self.jump(JEQ, vh, low, fails);
-                self.push(Ins::Mark(low));
-                self.push(Ins::Ld(low_at));
-                self.jump(JGT, vl, holds, fails);
-            }
-            Cmp::Lt(v) => {
-                let (vh, vl) = halves(v);
-                let equal = self.label();
-                self.push(Ins::Ld(high_at));
-                self.jump(JGT, vh, fails, equal);
-                self.push(Ins::Mark(equal));
-                self.jump(JEQ, vh, low, holds);
-                self.push(Ins::Mark(low));
-                self.push(Ins::Ld(low_at));
-                self.jump(JGE, vl, fails, holds);
+            let next = if shift == 0 { holds } else { self.label() };
+            self.jump(JEQ, (value >> shift) as u32, next, fails);
+            if shift != 0 {
+                self.push(Ins::Mark(next));
             }
         }
+    }
+
+    /// Orders the argument against `v`: to `above` when greater (high half greater, or equal
+    /// and the low half passes `low_op` — `JGT` for "greater", `JGE` for "not less"), else to
+    /// `below`.
+    fn order(
+        &mut self,
+        (high_at, low_at): (u32, u32),
+        v: u64,
+        (above, below): (Label, Label),
+        low_op: u16,
+    ) {
+        let (vh, vl) = ((v >> 32) as u32, v as u32);
+        let (equal, low) = (self.label(), self.label());
+        self.push(Ins::Ld(high_at));
+        self.jump(JGT, vh, above, equal);
+        self.push(Ins::Mark(equal));
+        self.jump(JEQ, vh, low, below);
+        self.push(Ins::Mark(low));
+        self.push(Ins::Ld(low_at));
+        self.jump(low_op, vl, above, below);
     }
 
     fn jump(&mut self, op: u16, k: u32, yes: Label, no: Label) {
