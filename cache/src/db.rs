@@ -23,7 +23,7 @@ use redb::{
 use crate::encoding::DecodeError;
 use crate::layout::Layout;
 
-/// The schema version of the tables in `v1/db.redb`. 2 added [`UNSYNCED`]; an older
+/// The schema version of the tables in `v1/db.redb`. 2 added `UNSYNCED`; an older
 /// database is upgraded in place by creating the tables it lacks.
 pub const SCHEMA_VERSION: u64 = 2;
 

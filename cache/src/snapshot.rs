@@ -17,7 +17,7 @@
 //! build — makes every unsynced snapshot durable with one `syncfs` and clears the marks.
 //! A process killed before that loses nothing (its files are in the page cache, and the
 //! next flush covers them), but a snapshot still unsynced under an *earlier* boot may have
-//! lost files in a power cut: [`Snapshots::recover`], run by `Store::open`, removes those
+//! lost files in a power cut: `Snapshots::recover`, run by `Store::open`, removes those
 //! snapshots (and what is built on them) with their cache records, so a later build re-runs
 //! the steps instead of trusting a damaged layer.
 //!

@@ -3,7 +3,7 @@
 //! Compression is the slowest stage of writing a layer (sha256 runs at ~1.5 GB/s, a level 6
 //! deflate at 40–100 MB/s per core, zstd level 3 at ~250 MB/s per core), so both codecs
 //! cut the input into fixed-size blocks and compress each on a worker thread into a
-//! self-contained unit of the format ([`BlockEncoder`]); the layer is the concatenation:
+//! self-contained unit of the format (`BlockEncoder`); the layer is the concatenation:
 //!
 //! - **gzip**: one gzip member per 1 MiB block, with libdeflate (whole-buffer compression,
 //!   2.5× zlib-rs's speed at level 6 on layer-like data, ratio within 2 %). RFC 1952 allows

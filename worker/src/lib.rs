@@ -10,7 +10,7 @@
 //! - [`context`]: the build context as the client gave it — a filtered walk (`.dockerignore`,
 //!   include patterns), content checksums of exactly the paths an op selects (the content part
 //!   of its cache key), with a stat cache so an unchanged file is not read twice.
-//! - [`file`]: BuildKit's file actions (COPY/ADD semantics, mkdir, mkfile, rm) written into a
+//! - [`file`](mod@file): BuildKit's file actions (COPY/ADD semantics, mkdir, mkfile, rm) written into a
 //!   new snapshot diff over a read-only layered view of the parent snapshots.
 //! - [`cache_remote`]: `--cache-to` / `--cache-from`: build cache records exported to and
 //!   imported from a local OCI layout or a registry, layers fetched only when a lookup hits.

@@ -1,6 +1,6 @@
 //! The registry client: pull and push images over the OCI distribution API.
 //!
-//! - [`reference`]: image references and Docker's name normalisation;
+//! - [`reference`](mod@reference): image references and Docker's name normalisation;
 //! - [`auth`]: credentials (`~/.docker/config.json`, credential helpers) and
 //!   `WWW-Authenticate` challenges;
 //! - [`client`]: the HTTP client — manifests (Docker schema 2, OCI, lists and indexes),

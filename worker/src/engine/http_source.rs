@@ -151,7 +151,7 @@ impl HttpRequest<'_> {
 #[derive(Debug)]
 pub struct HttpSource {
     /// Made on first use: building a client loads the system's root certificates, which a
-    /// build without ADD <url> should not pay for.
+    /// build without `ADD <url>` should not pay for.
     client: std::sync::OnceLock<reqwest::Client>,
     /// Keeps the snapshots resolved in this build until it ends.
     lease: Lease,
