@@ -250,3 +250,54 @@ fn bad_compression_options_are_named_and_write_nothing() {
         assert!(!dest.exists(), "{options}: an archive was written");
     }
 }
+
+#[test]
+fn a_layer_repeated_in_an_image_is_converted_and_written_once() {
+    // The second COPY writes the same file again: the same layer tar, the same digest.
+    let tmp = TempDir::new("compression-repeated");
+    let root = tmp.0.join("root");
+    let ctx = tmp.0.join("ctx");
+    write(
+        &ctx,
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a.txt /\nCOPY a.txt /\n"),
+            ("a.txt", "twice\n"),
+        ],
+    );
+    ok(
+        &root,
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "-t",
+            "dup",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let file = tmp.0.join("dup.tar");
+    let args = ["save", "--format", "oci", "--compression", "zstd"];
+    ok(
+        &root,
+        &[&args[..], &["-o", file.to_str().unwrap(), "dup"]].concat(),
+    );
+    let piped = strata(&root, &[&args[..], &["dup"]].concat());
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    assert!(
+        piped.stdout == std::fs::read(&file).unwrap(),
+        "file and pipe differ"
+    );
+    let converted = layers(&file);
+    assert_eq!(kinds(&converted), ["tar+zstd", "tar+zstd"]);
+    assert_eq!(converted[0], converted[1]);
+    let name = format!(
+        "blobs/sha256/{}",
+        converted[0].1.trim_start_matches("sha256:")
+    );
+    let listing = tool("tar", &["-tf", file.to_str().unwrap()]);
+    assert_eq!(
+        listing.lines().filter(|l| *l == name).count(),
+        1,
+        "{listing}"
+    );
+}
