@@ -82,6 +82,24 @@ fn store_blobs(root: &Path) -> HashSet<String> {
 }
 
 /// skopeo's view of an image: its manifest digest and layer digests.
+/// The cache's layers that `root` has now and did not have `before` (what an import fetched).
+fn fetched_from(
+    root: &Path,
+    before: &HashSet<String>,
+    cache_layers: &HashSet<String>,
+) -> HashSet<String> {
+    store_blobs(root)
+        .difference(before)
+        .filter(|d| cache_layers.contains(*d))
+        .cloned()
+        .collect()
+}
+
+fn assert_stderr_has(out: &Output, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(needle), "no {needle:?} in:\n{stderr}");
+}
+
 fn skopeo_image(image: &str) -> (String, Vec<String>) {
     let v: serde_json::Value =
         serde_json::from_str(&tool("skopeo", &["inspect", "--tls-verify=false", image])).unwrap();
@@ -145,11 +163,7 @@ fn local_cache_gives_every_step_cached_on_a_fresh_root() {
         ],
     );
     assert!(!ran(&a).is_empty(), "root A builds");
-    assert!(
-        text(&a.stderr).contains("exporting cache to"),
-        "{}",
-        text(&a.stderr)
-    );
+    assert_stderr_has(&a, "exporting cache to");
     // mode=min of a single stage: the image's four steps (FROM, RUN, COPY, RUN), each with
     // its chain; every layer the records use is in the layout.
     let config = local_cache_config(&cache);
@@ -196,27 +210,15 @@ fn local_cache_gives_every_step_cached_on_a_fresh_root() {
     assert_eq!(stored_digest("a.json"), stored_digest("b.json"));
     // What B fetched from the cache: the three layers the build made (the base layer was
     // there already), nothing else.
-    let fetched: HashSet<String> = store_blobs(&r.b)
-        .difference(&before)
-        .filter(|d| cached_layers.contains(*d))
-        .cloned()
-        .collect();
+    let fetched = fetched_from(&r.b, &before, &cached_layers);
     let built: HashSet<String> = a_layers.iter().skip(1).cloned().collect();
     assert_eq!(fetched, built);
-    assert!(
-        text(&b.stderr).contains("importing cache: 3 layer(s) fetched"),
-        "{}",
-        text(&b.stderr)
-    );
+    assert_stderr_has(&b, "importing cache: 3 layer(s) fetched");
 
     // A second export writes nothing new: every blob is already in the layout.
     let again = r.build(&r.a, "Dockerfile", &["--cache-to", &cache_to]);
     assert!(ran(&again).is_empty());
-    assert!(
-        text(&again.stderr).contains("(0 blobs written"),
-        "{}",
-        text(&again.stderr)
-    );
+    assert_stderr_has(&again, "(0 blobs written");
 }
 
 #[test]
@@ -261,11 +263,7 @@ fn mode_max_exports_intermediate_stages_that_an_import_never_fetches() {
     );
     assert_eq!(ran(&b), Vec::<String>::new(), "{}", text(&b.stderr));
     assert_eq!(image_id(&a), image_id(&b));
-    let fetched: HashSet<String> = store_blobs(&r.b)
-        .difference(&before)
-        .filter(|d| max_layers.contains(*d))
-        .cloned()
-        .collect();
+    let fetched = fetched_from(&r.b, &before, &max_layers);
     assert!(fetched.is_disjoint(&intermediate), "{fetched:?}");
     assert!(fetched.is_subset(&image_layers), "{fetched:?}");
     assert_eq!(
@@ -334,11 +332,7 @@ fn registry_cache_gives_the_same_pushed_image_and_fetches_only_its_layers() {
     );
     assert_eq!(ran(&b), Vec::<String>::new(), "{}", text(&b.stderr));
     assert_eq!(image_id(&a), image_id(&b));
-    let fetched: HashSet<String> = store_blobs(&r.b)
-        .difference(&before)
-        .filter(|d| cache_layers.contains(*d))
-        .cloned()
-        .collect();
+    let fetched = fetched_from(&r.b, &before, &cache_layers);
     assert!(fetched.is_subset(&a_layers), "{fetched:?}");
     assert_eq!(fetched.len(), 3, "{fetched:?}");
     // Pushed from B, the image is the one A pushed (its gzip layers are the cache's).
@@ -348,11 +342,7 @@ fn registry_cache_gives_the_same_pushed_image_and_fetches_only_its_layers() {
 
     // Exporting again uploads nothing: every blob answers HEAD.
     let again = r.build(&r.a, "Dockerfile.multistage", &["--cache-to", &cache_to]);
-    assert!(
-        text(&again.stderr).contains("(0 blobs written"),
-        "{}",
-        text(&again.stderr)
-    );
+    assert_stderr_has(&again, "(0 blobs written");
 }
 
 #[test]

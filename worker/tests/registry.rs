@@ -432,17 +432,13 @@ fn skopeo_pushed_index_is_pulled_for_the_platform() {
     .unwrap();
     assert_eq!(stored.manifest_descriptor.digest, manifest.digest);
 
+    let riscv = Platform {
+        os: "linux".into(),
+        architecture: "riscv64".into(),
+        ..Platform::default()
+    };
     let err = rt
-        .block_on(pull_image(
-            &store,
-            &client,
-            &multi,
-            &Platform {
-                os: "linux".into(),
-                architecture: "riscv64".into(),
-                ..Platform::default()
-            },
-        ))
+        .block_on(pull_image(&store, &client, &multi, &riscv))
         .unwrap_err();
     let text = chain(&err);
     assert!(
@@ -453,16 +449,7 @@ fn skopeo_pushed_index_is_pulled_for_the_platform() {
 
     // A single-platform image for another platform is refused too, and not tagged.
     let err = rt
-        .block_on(pull_image(
-            &store,
-            &client,
-            &single,
-            &Platform {
-                os: "linux".into(),
-                architecture: "riscv64".into(),
-                ..Platform::default()
-            },
-        ))
+        .block_on(pull_image(&store, &client, &single, &riscv))
         .unwrap_err();
     let text = chain(&err);
     assert!(

@@ -164,24 +164,10 @@ impl Asm {
             [] => self.push(Ins::Ja(reject)),
             [only] => {
                 if only.lo > lo {
-                    let inside = self.label();
-                    self.push(Ins::Jump {
-                        op: JGE,
-                        k: only.lo,
-                        yes: inside,
-                        no: reject,
-                    });
-                    self.push(Ins::Mark(inside));
+                    self.require(JGE, only.lo, true, reject);
                 }
                 if only.hi < hi {
-                    let inside = self.label();
-                    self.push(Ins::Jump {
-                        op: JGT,
-                        k: only.hi,
-                        yes: reject,
-                        no: inside,
-                    });
-                    self.push(Ins::Mark(inside));
+                    self.require(JGT, only.hi, false, reject);
                 }
                 match only.rules {
                     None => self.push(Ins::Ja(accept)),
@@ -192,12 +178,7 @@ impl Asm {
                 let mid = ranges.len() / 2;
                 let split = ranges[mid].lo;
                 let (below, above) = (self.label(), self.label());
-                self.push(Ins::Jump {
-                    op: JGE,
-                    k: split,
-                    yes: above,
-                    no: below,
-                });
+                self.jump(JGE, split, above, below);
                 self.push(Ins::Mark(below));
                 self.search(&ranges[..mid], lo, split - 1, accept, reject);
                 self.push(Ins::Mark(above));
@@ -243,17 +224,16 @@ impl Asm {
         holds: Label,
         fails: Label,
     ) {
-        for (at, shift) in [(high_at, 32), (low_at, 0)] {
-            self.push(Ins::Ld(at));
+        let load = |asm: &mut Asm, at: u32, shift: u32| {
+            asm.push(Ins::Ld(at));
             if let Some(mask) = mask {
-                self.push(Ins::And((mask >> shift) as u32));
+                asm.push(Ins::And((mask >> shift) as u32));
             }
-            let next = if shift == 0 { holds } else { self.label() };
-            self.jump(JEQ, (value >> shift) as u32, next, fails);
-            if shift != 0 {
-                self.push(Ins::Mark(next));
-            }
-        }
+        };
+        load(self, high_at, 32);
+        self.require(JEQ, (value >> 32) as u32, true, fails);
+        load(self, low_at, 0);
+        self.jump(JEQ, value as u32, holds, fails);
     }
 
     /// Orders the argument against `v`: to `above` when greater (high half greater, or equal
@@ -267,14 +247,19 @@ impl Asm {
         low_op: u16,
     ) {
         let (vh, vl) = ((v >> 32) as u32, v as u32);
-        let (equal, low) = (self.label(), self.label());
         self.push(Ins::Ld(high_at));
-        self.jump(JGT, vh, above, equal);
-        self.push(Ins::Mark(equal));
-        self.jump(JEQ, vh, low, below);
-        self.push(Ins::Mark(low));
+        self.require(JGT, vh, false, above);
+        self.require(JEQ, vh, true, below);
         self.push(Ins::Ld(low_at));
         self.jump(low_op, vl, above, below);
+    }
+
+    /// Goes on with the next instruction when `op k` is `holds`, else jumps to `other`.
+    fn require(&mut self, op: u16, k: u32, holds: bool, other: Label) {
+        let next = self.label();
+        let (yes, no) = if holds { (next, other) } else { (other, next) };
+        self.jump(op, k, yes, no);
+        self.push(Ins::Mark(next));
     }
 
     fn jump(&mut self, op: u16, k: u32, yes: Label, no: Label) {

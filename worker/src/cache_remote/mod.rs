@@ -185,6 +185,30 @@ impl Fields<'_> {
         }
     }
 
+    /// The local directory (given as field `dir.0`) or the registry reference the fields
+    /// named, whichever the type needs.
+    fn cache_location(
+        &self,
+        local: bool,
+        dir: (&str, Option<PathBuf>),
+        tag: Option<String>,
+        reference: Option<Reference>,
+    ) -> Result<CacheLocation, CacheSpecError> {
+        if !local {
+            return reference
+                .map(CacheLocation::Registry)
+                .ok_or_else(|| self.value("type=registry needs ref=HOST/REPO:TAG"));
+        }
+        let (field, dir) = dir;
+        let dir = dir
+            .filter(|d| !d.as_os_str().is_empty())
+            .ok_or_else(|| self.value(format!("type=local needs {field}=DIR")))?;
+        Ok(CacheLocation::Local {
+            dir,
+            tag: tag.unwrap_or_else(|| LOCAL_TAG.into()),
+        })
+    }
+
     fn reference(&self, text: &str) -> Result<Reference, CacheSpecError> {
         let reference = Reference::parse(text).map_err(|source| CacheSpecError::Reference {
             spec: self.spec.into(),
@@ -227,19 +251,7 @@ impl CacheTo {
                 _ => return Err(f.unknown(k, hint)),
             }
         }
-        let location = if local {
-            let dir = dest
-                .filter(|d| !d.as_os_str().is_empty())
-                .ok_or_else(|| f.value("type=local needs dest=DIR"))?;
-            CacheLocation::Local {
-                dir,
-                tag: tag.unwrap_or_else(|| LOCAL_TAG.into()),
-            }
-        } else {
-            CacheLocation::Registry(
-                reference.ok_or_else(|| f.value("type=registry needs ref=HOST/REPO:TAG"))?,
-            )
-        };
+        let location = f.cache_location(local, ("dest", dest), tag, reference)?;
         Ok(CacheTo { location, mode })
     }
 }
@@ -261,19 +273,7 @@ impl CacheFrom {
                 _ => return Err(f.unknown(k, hint)),
             }
         }
-        let location = if local {
-            let dir = src
-                .filter(|d| !d.as_os_str().is_empty())
-                .ok_or_else(|| f.value("type=local needs src=DIR"))?;
-            CacheLocation::Local {
-                dir,
-                tag: tag.unwrap_or_else(|| LOCAL_TAG.into()),
-            }
-        } else {
-            CacheLocation::Registry(
-                reference.ok_or_else(|| f.value("type=registry needs ref=HOST/REPO:TAG"))?,
-            )
-        };
+        let location = f.cache_location(local, ("src", src), tag, reference)?;
         Ok(CacheFrom { location })
     }
 }
