@@ -350,26 +350,8 @@ fn a_corrupt_cache_blob_is_refused_and_the_step_runs() {
     if !can_run_sandboxes() || !registry::available() {
         return;
     }
-    let r = roots("cache-io-corrupt");
-    let cache = r.path("cache");
-    r.build(
-        &r.a,
-        "Dockerfile",
-        &[
-            "--cache-to",
-            &format!("type=local,dest={}", cache.display()),
-        ],
-    );
-    // The top layer of the longest chain: the last RUN's layer.
-    let config = local_cache_config(&cache);
-    let longest = config["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .max_by_key(|r| r["chain"].as_array().unwrap().len())
-        .unwrap();
-    let top = longest["chain"].as_array().unwrap().last().unwrap();
-    let digest = config["layers"][top.as_u64().unwrap() as usize]["blob"]["digest"]
+    let (r, cache, config, top) = local_cache("cache-io-corrupt");
+    let digest = config["layers"][top]["blob"]["digest"]
         .as_str()
         .unwrap()
         .to_string();
@@ -417,6 +399,31 @@ fn a_corrupt_cache_blob_is_refused_and_the_step_runs() {
 }
 
 /// Writes `bytes` as a blob of the layout `dir`; returns its digest and size.
+/// Roots whose root A exported a local cache of `Dockerfile`; the cache directory, its
+/// config, and the layer on top of its longest chain (the last RUN's layer).
+fn local_cache(label: &str) -> (Roots, PathBuf, serde_json::Value, usize) {
+    let r = roots(label);
+    let cache = r.path("cache");
+    r.build(
+        &r.a,
+        "Dockerfile",
+        &[
+            "--cache-to",
+            &format!("type=local,dest={}", cache.display()),
+        ],
+    );
+    let config = local_cache_config(&cache);
+    let longest = config["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|r| r["chain"].as_array().unwrap().len())
+        .unwrap();
+    let top = longest["chain"].as_array().unwrap().last().unwrap();
+    let top = top.as_u64().unwrap() as usize;
+    (r, cache, config, top)
+}
+
 fn put_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
     let tmp = dir.join("blob.tmp");
     std::fs::write(&tmp, bytes).unwrap();
@@ -431,34 +438,9 @@ fn a_cache_config_that_lies_about_a_diff_id_is_refused_and_bad_options_are_error
     if !can_run_sandboxes() || !registry::available() {
         return;
     }
-    let r = roots("cache-io-lies");
-    let cache = r.path("cache");
-    r.build(
-        &r.a,
-        "Dockerfile",
-        &[
-            "--cache-to",
-            &format!("type=local,dest={}", cache.display()),
-        ],
-    );
+    let (r, cache, mut config, top) = local_cache("cache-io-lies");
     // Rewrite the config (and the manifest and index.json above it, so every digest
     // matches): the top layer of the longest chain claims another diff id.
-    let mut config = local_cache_config(&cache);
-    let top = config["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r["chain"]
-                .as_array()
-                .unwrap()
-                .last()
-                .unwrap()
-                .as_u64()
-                .unwrap()
-        })
-        .max()
-        .unwrap() as usize;
     let lie = format!("sha256:{}", "0".repeat(64));
     config["layers"][top]["diffID"] = serde_json::Value::String(lie.clone());
     let (config_digest, config_size) = put_blob(&cache, &serde_json::to_vec(&config).unwrap());
